@@ -1,0 +1,161 @@
+"""The paper's classifier (Section 3.1, Section 4) and its training.
+
+"A simple multi-layer convolutional neural network consisting of convolutional layers, dropout
+layers, batch normalization, and leaky-relu activation followed by fully connected layers" with a
+128-d penultimate feature layer (NOTES.md: the authors' group uses three conv layers and a 128-d
+fully connected penultimate layer). The same code takes 1x28x28 and 3x32x32 inputs.
+
+The classifier normalises its own input: it takes images in [0, 1] and subtracts the per-channel
+training mean / divides by the std inside ``forward`` (NOTES.md pitfall 5), so that a generator
+with a sigmoid output lives in exactly the classifier's input space.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .cache import load_checkpoint, save_checkpoint
+from .config import ClassifierConfig, to_dict
+from .data import ImageData
+from .errors import ShapeError
+
+FEATURE_LAYER = "penultimate"
+FEATURE_DIM = 128
+
+
+class Classifier(nn.Module):
+    """conv(32)-BN-LReLU-pool, conv(64)-BN-LReLU-pool, dropout, conv(128)-BN-LReLU,
+    fc(128) -> LReLU [penultimate features], dropout, fc(num_classes).
+
+    Shapes for a (B, C, H, W) input with H, W divisible by 4:
+    (B, 32, H/2, W/2) -> (B, 64, H/4, W/4) -> (B, 128, H/4, W/4) -> (B, 128*H*W/16) -> (B, 128) -> (B, N)
+    """
+
+    feature_layer = FEATURE_LAYER
+
+    def __init__(self, in_shape=(1, 28, 28), num_classes: int = 10, dropout: float = 0.3,
+                 mean=None, std=None):
+        super().__init__()
+        c, h, w = in_shape
+        if h % 4 or w % 4:
+            raise ShapeError(f"image height and width must be divisible by 4, got {in_shape}")
+        self.in_shape = tuple(in_shape)
+        self.num_classes = num_classes
+        mean = torch.as_tensor(0.5 if mean is None else mean, dtype=torch.float32)
+        std = torch.as_tensor(0.25 if std is None else std, dtype=torch.float32)
+        self.register_buffer("mean", mean.expand(c).reshape(c, 1, 1).clone())
+        self.register_buffer("std", std.expand(c).reshape(c, 1, 1).clone())
+        act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+        self.body = nn.Sequential(
+            nn.Conv2d(c, 32, 3, padding=1), nn.BatchNorm2d(32), act(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), act(), nn.MaxPool2d(2),
+            nn.Dropout(dropout),
+            nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), act(),
+        )
+        self.penultimate = nn.Sequential(nn.Linear(128 * (h // 4) * (w // 4), FEATURE_DIM), act())
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(FEATURE_DIM, num_classes)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.in_shape:
+            raise ShapeError(
+                f"this classifier takes images of shape (B, {', '.join(map(str, self.in_shape))}) "
+                f"in [0, 1]; got {tuple(x.shape)}. Resize or convert the images (e.g. grayscale "
+                f"to RGB) to {self.in_shape} first.")
+
+    def forward_features(self, x: torch.Tensor):
+        """Return ``(logits, penultimate features)`` for images in [0, 1]."""
+        self.check_input(x)
+        h = self.body((x - self.mean) / self.std)
+        f = self.penultimate(h.flatten(1))
+        return self.head(self.dropout(f)), f
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)[0]
+
+
+def build_classifier(cfg: ClassifierConfig, in_shape, num_classes: int) -> Classifier:
+    return Classifier(in_shape, num_classes, cfg.dropout)
+
+
+def channel_stats(data: ImageData):
+    x = data.images()
+    return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageData, device="cpu", batch_size: int = 1000) -> float:
+    """Top-1 accuracy of ``model`` on ``data``."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(data), batch_size):
+        x = data.images(slice(i, i + batch_size)).to(device)
+        correct += (model(x).argmax(1).cpu() == data.y[i:i + batch_size]).sum().item()
+    model.train(was_training)
+    return correct / max(len(data), 1)
+
+
+def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
+                     checkpoint: str | Path | None = None, progress: bool = True,
+                     callback: Callable[[dict], None] | None = None):
+    """Train the classifier with Adam and cross-entropy; returns ``(model, history)``.
+
+    With ``checkpoint`` set, the state after every epoch is written there atomically, and a run
+    that finds a partial checkpoint for the same config resumes after its last finished epoch.
+    ``callback(record)`` is called after each epoch with the epoch's loss and accuracy.
+    """
+    torch.manual_seed(cfg.seed)
+    mean, std = channel_stats(train)
+    model = Classifier(train.image_shape, train.num_classes, cfg.dropout, mean, std).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    history = {"epoch": [], "loss": [], "train_accuracy": [], "seconds": []}
+    start = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, kind="classifier-partial", config=to_dict(cfg))
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        history = state["history"]
+        start = state["epoch"]
+    n = len(train)
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        order = torch.randperm(n, generator=g)
+        tot_loss, correct = 0.0, 0
+        bar = tqdm(range(0, n, cfg.batch_size), desc=f"classifier {train.name} epoch {epoch + 1}/"
+                   f"{cfg.epochs}", disable=not progress, leave=False)
+        for i in bar:
+            idx = order[i:i + cfg.batch_size]
+            x, y = train.images(idx).to(device), train.y[idx].to(device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot_loss += loss.item() * len(idx)
+            correct += (logits.argmax(1) == y).sum().item()
+        sched.step()
+        rec = {"epoch": epoch + 1, "loss": tot_loss / n, "train_accuracy": correct / n,
+               "seconds": time.perf_counter() - t0}
+        for k, v in rec.items():
+            history[k].append(v)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, kind="classifier-partial", config=to_dict(cfg), tensors={
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                "history": history, "epoch": epoch + 1})
+        if callback is not None:
+            callback(rec)
+    model.eval()
+    return model, history

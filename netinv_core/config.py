@@ -1,0 +1,207 @@
+"""Configuration: loss weights, model and training settings, and the named profiles.
+
+Every setting is a frozen dataclass, so a config is hashable, printable and can key the checkpoint
+cache (``netinv_core.cache``). The loss-term names are the single vocabulary used by the code,
+the notebooks' papermill parameters and the ipywidgets sliders:
+
+    alpha -> KL, beta -> CE, gamma -> cosine, delta -> orthogonality   (paper, Section 3.3)
+
+Profiles
+--------
+``smoke``  seconds on a CPU, scikit-learn's embedded digits; used by tests and CI.
+``quick``  minutes on a 2-core laptop CPU, real datasets.
+``paper``  a GPU box, paper-scale settings.
+The paper gives no hyperparameters (see ``../shared/paper/NOTES.md``); the ``paper`` profile uses
+the values of the authors' group's public code where known and generous budgets otherwise. Every
+value the ``quick``/``smoke`` profiles shrink names the ``paper`` value beside it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10", "digits")
+CONDITIONINGS = ("label", "vector", "matrix", "vector_matrix")
+LOSS_TERMS = ("alpha", "beta", "gamma", "delta")
+LOSS_TERM_NAMES = {"alpha": "kl", "beta": "ce", "gamma": "cosine", "delta": "ortho"}
+
+
+def _check_weight(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(
+            f"loss weight {name}={value!r} is not a number; give a finite float >= 0, e.g. {name}=1.0")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(
+            f"loss weight {name}={value!r} must be finite and >= 0 (use 0 to switch the term off)")
+    return value
+
+
+def check_dataset(name: str) -> str:
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
+    return name
+
+
+def check_conditioning(name: str) -> str:
+    if name not in CONDITIONINGS:
+        raise ConfigError(f"unknown conditioning {name!r}; choose one of {list(CONDITIONINGS)}")
+    return name
+
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of L_Inv = alpha*L_KL + beta*L_CE + gamma*L_Cosine + delta*L_Ortho (paper eq. 1).
+
+    Defaults follow the public reimplementations (NOTES.md: KL about 5, CE 10, cosine 10,
+    orthogonality 1-7 on a normalised Gram); the paper states none. The weights are constants:
+    they never grow with the step count (NOTES.md pitfall 6).
+    """
+
+    alpha: float = 5.0   # KL(P || Q), conditioning distribution vs classifier output
+    beta: float = 10.0   # CE(encoded label, classifier output)
+    gamma: float = 10.0  # mean pairwise cosine similarity of penultimate features
+    delta: float = 2.0   # Gram-matrix orthogonality of L2-normalised penultimate features
+
+    def __post_init__(self):
+        for f in fields(self):
+            object.__setattr__(self, f.name, _check_weight(f.name, getattr(self, f.name)))
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The paper's classifier (Section 3.1 / 4) and how it is trained."""
+
+    dataset: str = "mnist"
+    train_size: int | None = None   # None = the whole training split; else a class-balanced subset
+    epochs: int = 20                # paper profile; quick uses fewer (see PROFILES)
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    dropout: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self):
+        check_dataset(self.dataset)
+        if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size <= 0):
+            raise ConfigError(f"train_size={self.train_size!r} must be a positive int or None (all)")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"classifier dropout={self.dropout!r} must be in [0, 1)")
+        if self.epochs < 0 or self.batch_size <= 0:
+            raise ConfigError("classifier epochs must be >= 0 and batch_size > 0")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The conditioned generator (Section 3.2) and its inversion training (Section 3.3)."""
+
+    conditioning: str = "vector_matrix"
+    latent_dim: int = 100            # authors' group code: z of 100 dims
+    cond_dim: int = 100              # conditioning vector -> linear -> 100 dims
+    width: int = 128                 # channels at the NxN stage
+    dropout: float = 0.5             # "heavy" dropout (NOTES.md pitfall 7: 0.1 is not heavy)
+    dropout_at_generation: bool = True  # keep dropout on when sampling (paper: "during generation")
+    weights: LossWeights = field(default_factory=LossWeights)
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self):
+        check_conditioning(self.conditioning)
+        if isinstance(self.weights, Mapping):
+            object.__setattr__(self, "weights", LossWeights(**self.weights))
+        if not isinstance(self.weights, LossWeights):
+            raise ConfigError(f"weights must be a LossWeights, got {type(self.weights).__name__}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"generator dropout={self.dropout!r} must be in [0, 1)")
+        if self.steps < 0 or self.batch_size < 2:
+            raise ConfigError("generator steps must be >= 0 and batch_size >= 2 (the cosine "
+                              "and orthogonality terms compare pairs of samples)")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named bundle of budgets. ``paper`` values are the reference; others shrink them."""
+
+    name: str
+    datasets: tuple[str, ...]
+    classifier_epochs: int
+    classifier_train_size: int | None
+    generator_steps: int
+    generator_batch: int
+    generator_width: int     # channels at the generator's NxN stage
+    n_generators: int        # independent generators per dataset (columns of Figure 2)
+    eval_samples: int        # fresh samples for inversion accuracy / diversity (issue: >= 1000)
+    checkpoint_every: int    # generator steps between resumable checkpoints
+
+    def classifier_config(self, dataset: str, **overrides) -> ClassifierConfig:
+        check_dataset(dataset)
+        cfg = ClassifierConfig(dataset=dataset, epochs=self.classifier_epochs,
+                               train_size=self.classifier_train_size)
+        return replace(cfg, **overrides) if overrides else cfg
+
+    def generator_config(self, seed: int = 0, **overrides) -> GeneratorConfig:
+        cfg = GeneratorConfig(steps=self.generator_steps, batch_size=self.generator_batch,
+                              width=self.generator_width, seed=seed)
+        return replace(cfg, **overrides) if overrides else cfg
+
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(
+        name="paper", datasets=("mnist", "fashionmnist", "svhn", "cifar10"),
+        classifier_epochs=20, classifier_train_size=None,
+        generator_steps=5000, generator_batch=512, generator_width=128, n_generators=6,
+        eval_samples=10000, checkpoint_every=500),
+    "quick": Profile(
+        name="quick", datasets=("mnist", "fashionmnist", "svhn", "cifar10"),
+        classifier_epochs=4,          # paper profile: 20
+        classifier_train_size=None,   # paper profile: None (all)
+        generator_steps=500,          # paper profile: 5000
+        generator_batch=128,          # paper profile: 512
+        generator_width=64,           # paper profile: 128
+        n_generators=3,               # paper profile: 6
+        eval_samples=2000,            # paper profile: 10000
+        checkpoint_every=100),        # paper profile: 500
+    "smoke": Profile(
+        name="smoke", datasets=("digits",),
+        classifier_epochs=2,          # paper profile: 20
+        classifier_train_size=None,   # the 1797 embedded digits (1257 train / 540 test)
+        generator_steps=6,            # paper profile: 5000
+        generator_batch=32,           # paper profile: 512
+        generator_width=32,           # paper profile: 128
+        n_generators=2,               # paper profile: 6
+        eval_samples=1000,            # paper profile: 10000 (issue minimum: 1000)
+        checkpoint_every=3),          # paper profile: 500
+}
+
+# Per-dataset overrides of the quick profile (CPU budget): CIFAR-10's classifier needs more epochs.
+QUICK_CLASSIFIER_EPOCHS = {"fashionmnist": 6, "cifar10": 8, "svhn": 4}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+def to_dict(cfg) -> dict:
+    """A JSON-able dict of a config dataclass (nested dataclasses become dicts)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, d: Mapping[str, Any]):
+    """Rebuild a config dataclass from ``to_dict`` output; unknown keys are an error."""
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(names)}")
+    kwargs = dict(d)
+    if cls is GeneratorConfig and isinstance(kwargs.get("weights"), Mapping):
+        kwargs["weights"] = LossWeights(**kwargs["weights"])
+    return cls(**kwargs)

@@ -1,0 +1,157 @@
+"""The conditioned generator and its four conditioning schemes (paper, Section 3.2).
+
+For an N-class classifier and images of shape (C, H, W) with H, W divisible by 4:
+
+    z (B, 100) [+ e (B, 100) = embed(conditioning)]              early conditioning (label/vector)
+      -> ConvTranspose2d(kernel N): (B, width, N, N)              1x1 -> NxN
+      [+ hot matrix (B, 1, N, N) concatenated here]               intermediate matrix conditioning
+      -> Conv2d 3x3 at NxN -> resize to (H/4, W/4)
+      -> ConvTranspose2d x2 (stride 2): (B, width/4, H, W) -> Conv2d -> sigmoid: (B, C, H, W) in [0, 1]
+with BatchNorm, LeakyReLU(0.2) and (heavy) Dropout after every hidden block.
+
+Schemes (``GeneratorConfig.conditioning``):
+- ``label``: a learnt embedding of the label (3.2.1). P = one-hot(label).
+- ``vector``: v = softmax(g), g ~ N(0, I_N); label = argmax v; v -> Linear -> 100 dims (3.2.2). P = v.
+- ``matrix``: an NxN hot matrix, row and column ``label`` set to 1, concatenated at the NxN stage;
+  the generation up to NxN is unconditioned (3.2.3). P = one-hot(label).
+- ``vector_matrix``: the vector early and the hot matrix at NxN, argmax v = matrix index (3.2.4).
+  P = v.
+P is the conditioning distribution that the KL term compares with the classifier's output.
+
+The NxN stage is built for the classifier's N (any N >= 1), and the resize to H/4 makes the same
+generator serve 1x28x28 and 3x32x32 (NOTES.md pitfall 3). The output is a sigmoid in [0, 1], the
+classifier's own input scale (pitfall 5).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import GeneratorConfig, check_conditioning
+from .errors import ShapeError
+
+VECTOR_SCHEMES = ("vector", "vector_matrix")
+MATRIX_SCHEMES = ("matrix", "vector_matrix")
+
+
+@dataclass
+class Conditioning:
+    """One batch of conditioning: ``labels`` (B,), ``p`` (B, N) the conditioning distribution,
+    ``matrix`` (B, 1, N, N) hot matrices or None."""
+
+    labels: torch.Tensor
+    p: torch.Tensor
+    matrix: torch.Tensor | None
+
+    def to(self, device) -> "Conditioning":
+        return Conditioning(self.labels.to(device), self.p.to(device),
+                            None if self.matrix is None else self.matrix.to(device))
+
+
+def hot_matrix(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, 1, n, n) matrices with row and column ``labels[b]`` set to 1, the rest 0."""
+    m = torch.zeros(len(labels), 1, n, n)
+    idx = torch.arange(len(labels))
+    m[idx, 0, labels, :] = 1.0
+    m[idx, 0, :, labels] = 1.0
+    return m
+
+
+def sample_conditioning(scheme: str, batch: int, num_classes: int, *, labels=None,
+                        generator: torch.Generator | None = None) -> Conditioning:
+    """Draw conditioning for ``batch`` samples; ``labels`` fixes the labels (else uniform)."""
+    check_conditioning(scheme)
+    n = num_classes
+    if labels is None:
+        labels = torch.randint(0, n, (batch,), generator=generator)
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if scheme in VECTOR_SCHEMES:
+        p = torch.softmax(torch.randn(batch, n, generator=generator), dim=1)
+        # move the largest entry to the wanted label so that argmax p == label
+        top = p.argmax(1)
+        rows = torch.arange(batch)
+        p_top, p_lab = p[rows, top].clone(), p[rows, labels].clone()
+        p[rows, labels], p[rows, top] = p_top, p_lab
+    else:
+        p = F.one_hot(labels, n).float()
+    matrix = hot_matrix(labels, n) if scheme in MATRIX_SCHEMES else None
+    return Conditioning(labels, p, matrix)
+
+
+class Generator(nn.Module):
+    """A single conditioned generator for all classes of an N-class classifier."""
+
+    def __init__(self, num_classes: int, image_shape, cfg: GeneratorConfig | None = None):
+        super().__init__()
+        cfg = cfg or GeneratorConfig()
+        check_conditioning(cfg.conditioning)
+        c, h, w = image_shape
+        if h % 4 or w % 4 or h < 4 or w < 4:
+            raise ShapeError(f"generator image height/width must be positive multiples of 4, got "
+                             f"{tuple(image_shape)} (28x28 and 32x32 work)")
+        if num_classes < 1:
+            raise ShapeError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes, self.image_shape = num_classes, tuple(image_shape)
+        self.conditioning, self.latent_dim = cfg.conditioning, cfg.latent_dim
+        width, p = cfg.width, cfg.dropout
+        if cfg.conditioning == "label":
+            self.embed = nn.Embedding(num_classes, cfg.cond_dim)
+        elif cfg.conditioning in VECTOR_SCHEMES:
+            self.embed = nn.Linear(num_classes, cfg.cond_dim)
+        else:
+            self.embed = None
+        in_ch = cfg.latent_dim + (cfg.cond_dim if self.embed is not None else 0)
+        mat_ch = 1 if cfg.conditioning in MATRIX_SCHEMES else 0
+
+        def block(layer, ch):
+            return [layer, nn.BatchNorm2d(ch), nn.LeakyReLU(0.2), nn.Dropout(p)]
+
+        self.stem = nn.Sequential(*block(nn.ConvTranspose2d(in_ch, width, num_classes), width))
+        self.mix = nn.Sequential(*block(nn.Conv2d(width + mat_ch, width, 3, padding=1), width))
+        self.base = (h // 4, w // 4)
+        self.up = nn.Sequential(
+            *block(nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), width // 2),
+            *block(nn.ConvTranspose2d(width // 2, width // 4, 4, stride=2, padding=1), width // 4),
+            nn.Conv2d(width // 4, c, 3, padding=1), nn.Sigmoid())
+
+    def forward(self, z: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        b = z.shape[0]
+        if self.conditioning == "label":
+            z = torch.cat([z, self.embed(cond.labels)], 1)
+        elif self.embed is not None:
+            z = torch.cat([z, self.embed(cond.p)], 1)
+        x = self.stem(z.view(b, -1, 1, 1))                           # (B, width, N, N)
+        if cond.matrix is not None and self.conditioning in ("matrix", "vector_matrix"):
+            x = torch.cat([x, cond.matrix], 1)                        # (B, width + 1, N, N)
+        x = self.mix(x)                                               # (B, width, N, N)
+        if x.shape[-2:] != self.base:
+            x = F.interpolate(x, size=self.base, mode="bilinear", align_corners=False)
+        return self.up(x)                                             # (B, C, H, W)
+
+    def sample(self, n: int, labels=None, generator: torch.Generator | None = None):
+        """Draw ``n`` images; returns ``(images, conditioning)``. Uses the module's current mode."""
+        device = next(self.parameters()).device
+        cond = sample_conditioning(self.conditioning, n, self.num_classes, labels=labels,
+                                   generator=generator)
+        z = torch.randn(n, self.latent_dim, generator=generator)
+        return self(z.to(device), cond.to(device)), cond
+
+
+@contextmanager
+def generation_mode(gen: Generator, keep_dropout: bool = True):
+    """Evaluation mode for sampling: BatchNorm uses its running statistics; dropout stays on when
+    ``keep_dropout`` (the paper's "heavy dropout during the generation process")."""
+    was = gen.training
+    gen.eval()
+    if keep_dropout:
+        for m in gen.modules():
+            if isinstance(m, nn.Dropout):
+                m.train()
+    try:
+        yield gen
+    finally:
+        gen.train(was)

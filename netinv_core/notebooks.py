@@ -1,0 +1,107 @@
+"""Run the figure notebooks with papermill, checking their parameters first.
+
+    python -m netinv_core.notebooks run notebooks/fig2_inversion.ipynb -p profile smoke \
+        [-p figures_dir /tmp/figs] [--output executed.ipynb]
+
+papermill itself only warns about a parameter the notebook does not have; here a wrong name or a
+value of the wrong type is an error before any cell runs, naming the notebook's parameters.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+from .errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = REPO / "notebooks"
+# run_all.sh order: every paper figure, then the exploration notebook
+NOTEBOOKS = ("fig2_inversion.ipynb", "explore_inversion.ipynb")
+
+
+def notebook_parameters(path) -> dict:
+    """``{name: default}`` of the notebook's cell tagged ``parameters`` (defaults are literals)."""
+    import papermill
+
+    params = papermill.inspect_notebook(str(path))
+    if not params:
+        raise ConfigError(f"{path} has no cell tagged 'parameters'")
+    return {name: ast.literal_eval(p["default"]) for name, p in params.items()}
+
+
+def _type_ok(value, default) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def check_parameters(path, params: dict) -> None:
+    """Raise ``ConfigError`` for a parameter the notebook lacks or a value of the wrong type."""
+    known = notebook_parameters(path)
+    for name, value in params.items():
+        if name not in known:
+            raise ConfigError(f"{Path(path).name} has no parameter {name!r}; its parameters are "
+                              f"{sorted(known)}")
+        if not _type_ok(value, known[name]):
+            raise ConfigError(f"{Path(path).name}: parameter {name}={value!r} is a "
+                              f"{type(value).__name__}, expected {type(known[name]).__name__} "
+                              f"like its default {known[name]!r}")
+
+
+def run_notebook(path, params: dict | None = None, output=None, progress: bool = True):
+    """Check ``params``, then execute ``path`` with papermill (cwd = the notebook's folder).
+
+    The executed copy goes to ``output`` (default ``notebooks/executed/NAME``); returns its path.
+    """
+    import papermill
+
+    path = Path(path).resolve()
+    params = dict(params or {})
+    check_parameters(path, params)
+    output = Path(output) if output else path.parent / "executed" / path.name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(path), str(output), parameters=params, cwd=str(path.parent),
+                               progress_bar=progress, kernel_name="python3")
+    return output
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m netinv_core.notebooks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="execute one notebook")
+    run.add_argument("notebook")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="a Python literal, or a plain string")
+    run.add_argument("--output", default=None)
+    sub.add_parser("list", help="the notebooks run_all.sh runs, in order")
+    args = parser.parse_args(argv)
+    if args.cmd == "list":
+        print("\n".join(str(NOTEBOOK_DIR / n) for n in NOTEBOOKS))
+        return 0
+    try:
+        out = run_notebook(args.notebook, {k: _literal(v) for k, v in args.parameter}, args.output)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Cached building blocks for a profile: a trained classifier and trained generators.
+
+``get_classifier`` and ``get_generator`` return a model from the checkpoint cache when one exists
+for the exact config (``cache.checkpoint_path``), resume a partial run when one was interrupted,
+and train otherwise. Final checkpoints hold the config, the metrics and the library versions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from .cache import checkpoint_path, load_checkpoint, save_checkpoint
+from .classifier import Classifier, evaluate, train_classifier
+from .config import (QUICK_CLASSIFIER_EPOCHS, ClassifierConfig, GeneratorConfig, Profile,
+                     get_profile, to_dict)
+from .data import IMAGE_SHAPES, balanced_subset, load_dataset
+from .generator import Generator
+from .inversion import train_generator
+from .metrics import inversion_report
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _profile(profile) -> Profile:
+    return profile if isinstance(profile, Profile) else get_profile(profile)
+
+
+def classifier_config(dataset: str, profile="quick", **overrides) -> ClassifierConfig:
+    prof = _profile(profile)
+    if prof.name == "quick" and dataset in QUICK_CLASSIFIER_EPOCHS and "epochs" not in overrides:
+        overrides["epochs"] = QUICK_CLASSIFIER_EPOCHS[dataset]
+    return prof.classifier_config(dataset, **overrides)
+
+
+@dataclass
+class Trained:
+    """A trained model with the config that made it, its metrics and its checkpoint path."""
+
+    model: torch.nn.Module
+    config: object
+    metrics: dict
+    path: str
+    history: dict | None = None
+
+
+def get_classifier(cfg: ClassifierConfig, *, device=None, progress=True, retrain=False) -> Trained:
+    """The classifier for ``cfg``: from the cache, or trained (resuming a partial run) and cached."""
+    device = device or default_device()
+    conf = to_dict(cfg)
+    path = checkpoint_path("classifier", conf, cfg.dataset)
+    shape = IMAGE_SHAPES[cfg.dataset]
+    if path.exists() and not retrain:
+        state = load_checkpoint(path, kind="classifier", config=conf)
+        model = Classifier(shape, state["num_classes"], cfg.dropout)
+        model.load_state_dict(state["model"])
+        return Trained(model.to(device).eval(), cfg, state["metrics"], str(path))
+    train = load_dataset(cfg.dataset, "train")
+    if cfg.train_size is not None:
+        train = train.subset(balanced_subset(train.y, cfg.train_size, seed=cfg.seed))
+    test = load_dataset(cfg.dataset, "test")
+    partial = path.with_suffix(".partial.pt")
+    model, history = train_classifier(cfg, train, device=device, checkpoint=partial,
+                                      progress=progress)
+    metrics = {"test_accuracy": evaluate(model, test, device), "train_size": len(train),
+               "train_seconds": sum(history["seconds"])}
+    save_checkpoint(path, kind="classifier", config=conf, metrics=metrics,
+                    tensors={"model": model.state_dict(), "num_classes": train.num_classes,
+                             "history": history})
+    partial.unlink(missing_ok=True)
+    return Trained(model.eval(), cfg, metrics, str(path), history)
+
+
+def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, progress=True,
+                  checkpoint_every: int = 100, eval_samples: int = 1000, retrain=False) -> Trained:
+    """A generator inverting ``classifier`` for ``cfg``: cached, resumed, or trained and cached.
+
+    Its metrics are ``metrics.inversion_report`` on ``eval_samples`` fresh samples plus
+    ``generator_seconds`` (wall time of generator training alone).
+    """
+    device = device or default_device()
+    ccfg: ClassifierConfig = classifier.config
+    conf = {"classifier": to_dict(ccfg), "generator": to_dict(cfg), "eval_samples": eval_samples}
+    path = checkpoint_path("generator", conf, ccfg.dataset)
+    shape = IMAGE_SHAPES[ccfg.dataset]
+    num_classes = classifier.model.num_classes
+    if path.exists() and not retrain:
+        state = load_checkpoint(path, kind="generator", config=conf)
+        gen = Generator(num_classes, shape, cfg)
+        gen.load_state_dict(state["model"])
+        return Trained(gen.to(device), cfg, state["metrics"], str(path), state["history"])
+    partial = path.with_suffix(".partial.pt")
+    gen, history = train_generator(classifier.model, cfg, shape, device=device, checkpoint=partial,
+                                   checkpoint_every=checkpoint_every, progress=progress)
+    test = load_dataset(ccfg.dataset, "test")
+    metrics = inversion_report(classifier.model, gen, test, n=eval_samples, device=device,
+                               keep_dropout=cfg.dropout_at_generation)
+    metrics["generator_seconds"] = history["seconds"]
+    metrics["steps"] = cfg.steps
+    save_checkpoint(path, kind="generator", config=conf, metrics=metrics,
+                    tensors={"model": gen.state_dict(), "history": history})
+    partial.unlink(missing_ok=True)
+    return Trained(gen, cfg, metrics, str(path), history)
+
+
+def profile_generators(dataset: str, profile="quick", *, conditioning=None, weights=None,
+                       n_generators=None, device=None, progress=True, **gen_overrides):
+    """The classifier and the profile's ``n_generators`` independently seeded generators."""
+    prof = _profile(profile)
+    clf = get_classifier(classifier_config(dataset, prof), device=device, progress=progress)
+    overrides = dict(gen_overrides)
+    if conditioning is not None:
+        overrides["conditioning"] = conditioning
+    if weights is not None:
+        overrides["weights"] = weights
+    gens = []
+    for seed in range(n_generators or prof.n_generators):
+        cfg = replace(prof.generator_config(seed=seed), **overrides)
+        gens.append(get_generator(clf, cfg, device=device, progress=progress,
+                                  checkpoint_every=prof.checkpoint_every,
+                                  eval_samples=prof.eval_samples))
+    return clf, gens

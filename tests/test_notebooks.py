@@ -1,0 +1,51 @@
+"""Notebook smoke tests: every notebook executes under papermill in the smoke profile, and the
+recorded numbers are real and within range. Also: bad papermill parameters are refused."""
+import json
+
+import pytest
+
+from netinv_core.errors import ConfigError
+from netinv_core.notebooks import NOTEBOOK_DIR, NOTEBOOKS, check_parameters, run_notebook
+
+pytestmark = pytest.mark.notebooks
+
+
+def test_every_notebook_is_listed_and_clean():
+    on_disk = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
+    assert sorted(NOTEBOOKS) == on_disk
+    for name in NOTEBOOKS:
+        nb = json.loads((NOTEBOOK_DIR / name).read_text())
+        assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), name
+        assert any("parameters" in c["metadata"].get("tags", []) for c in nb["cells"]), name
+
+
+def test_fig2_smoke(tmp_path):
+    figs = tmp_path / "figs"
+    run_notebook(NOTEBOOK_DIR / "fig2_inversion.ipynb", {"profile": "smoke", "figures_dir": str(figs)},
+                 output=tmp_path / "fig2.ipynb", progress=False)
+    rec = json.loads((figs / "fig2_inversion.json").read_text())
+    digits = rec["datasets"]["digits"]
+    assert digits["classifier"]["test_accuracy"] > 0.5  # two epochs on 1257 real digits
+    assert len(digits["generators"]) == 2
+    for g in digits["generators"]:
+        assert 0 <= g["inversion_accuracy"] <= 1 and g["n_samples"] >= 1000
+        assert -1 <= g["feature_cosine_inverted"] <= 1 and 0 < g["feature_cosine_real"] <= 1
+    for ext in ("png", "pdf"):
+        assert (figs / f"fig2_digits.{ext}").stat().st_size > 1000
+
+
+def test_explore_smoke(tmp_path):
+    out = run_notebook(NOTEBOOK_DIR / "explore_inversion.ipynb",
+                       {"profile": "smoke", "dataset": "digits", "steps": 5, "gamma": 3},
+                       output=tmp_path / "explore.ipynb", progress=False)
+    text = out.read_text()
+    assert "inversion_accuracy" in text and "Error" not in text.split('"outputs"')[0]
+
+
+def test_wrong_parameter_name_or_type_is_refused():
+    nb = NOTEBOOK_DIR / "explore_inversion.ipynb"
+    with pytest.raises(ConfigError, match="no parameter 'gama'.*'gamma'"):
+        check_parameters(nb, {"gama": 1.0})
+    with pytest.raises(ConfigError, match="steps=.*expected int"):
+        check_parameters(nb, {"steps": "many"})
+    check_parameters(nb, {"gamma": 3, "dataset": "digits"})  # int for a float is fine
