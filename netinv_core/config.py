@@ -172,12 +172,12 @@ PROFILES: dict[str, Profile] = {
         name="smoke", datasets=("digits",),
         classifier_epochs=2,          # paper profile: 20
         classifier_train_size=None,   # the 1797 embedded digits (1257 train / 540 test)
-        generator_steps=6,            # paper profile: 5000
+        generator_steps=30,           # paper profile: 5000
         generator_batch=32,           # paper profile: 512
         generator_width=32,           # paper profile: 128
         n_generators=2,               # paper profile: 6
         eval_samples=1000,            # paper profile: 10000 (issue minimum: 1000)
-        checkpoint_every=3),          # paper profile: 500
+        checkpoint_every=10),         # paper profile: 500
 }
 
 # Per-dataset overrides of the quick profile (CPU budget): CIFAR-10's classifier needs more epochs.

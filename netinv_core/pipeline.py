@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .cache import checkpoint_path, load_checkpoint, save_checkpoint
+from .errors import CheckpointError
 from .classifier import Classifier, evaluate, train_classifier
 from .config import (QUICK_CLASSIFIER_EPOCHS, ClassifierConfig, GeneratorConfig, Profile,
                      get_profile, to_dict)
@@ -46,8 +47,17 @@ class Trained:
     history: dict | None = None
 
 
-def get_classifier(cfg: ClassifierConfig, *, device=None, progress=True, retrain=False) -> Trained:
-    """The classifier for ``cfg``: from the cache, or trained (resuming a partial run) and cached."""
+MISSING_HINT = ("make it with notebooks/fig2_inversion.ipynb (./run_all.sh) or "
+                "`python -m netinv_core.bench inversion --dataset {dataset} --profile PROFILE`, "
+                "or allow training here (train_missing=True)")
+
+
+def get_classifier(cfg: ClassifierConfig, *, device=None, progress=True, retrain=False,
+                   train_missing: bool = True) -> Trained:
+    """The classifier for ``cfg``: from the cache, or trained (resuming a partial run) and cached.
+
+    With ``train_missing=False`` a missing checkpoint is an error that says how to make it.
+    """
     device = device or default_device()
     conf = to_dict(cfg)
     path = checkpoint_path("classifier", conf, cfg.dataset)
@@ -57,6 +67,9 @@ def get_classifier(cfg: ClassifierConfig, *, device=None, progress=True, retrain
         model = Classifier(shape, state["num_classes"], cfg.dropout)
         model.load_state_dict(state["model"])
         return Trained(model.to(device).eval(), cfg, state["metrics"], str(path))
+    if not train_missing:
+        raise CheckpointError(f"no cached {cfg.dataset} classifier for {conf} in {path.parent}; "
+                              + MISSING_HINT.format(dataset=cfg.dataset))
     train = load_dataset(cfg.dataset, "train")
     if cfg.train_size is not None:
         train = train.subset(balanced_subset(train.y, cfg.train_size, seed=cfg.seed))
@@ -74,7 +87,8 @@ def get_classifier(cfg: ClassifierConfig, *, device=None, progress=True, retrain
 
 
 def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, progress=True,
-                  checkpoint_every: int = 100, eval_samples: int = 1000, retrain=False) -> Trained:
+                  checkpoint_every: int = 100, eval_samples: int = 1000, retrain=False,
+                  train_missing: bool = True) -> Trained:
     """A generator inverting ``classifier`` for ``cfg``: cached, resumed, or trained and cached.
 
     Its metrics are ``metrics.inversion_report`` on ``eval_samples`` fresh samples plus
@@ -91,6 +105,9 @@ def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, pro
         gen = Generator(num_classes, shape, cfg)
         gen.load_state_dict(state["model"])
         return Trained(gen.to(device), cfg, state["metrics"], str(path), state["history"])
+    if not train_missing:
+        raise CheckpointError(f"no cached {ccfg.dataset} generator (seed {cfg.seed}) in "
+                              f"{path.parent}; " + MISSING_HINT.format(dataset=ccfg.dataset))
     partial = path.with_suffix(".partial.pt")
     gen, history = train_generator(classifier.model, cfg, shape, device=device, checkpoint=partial,
                                    checkpoint_every=checkpoint_every, progress=progress)
@@ -98,6 +115,8 @@ def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, pro
     metrics = inversion_report(classifier.model, gen, test, n=eval_samples, device=device,
                                keep_dropout=cfg.dropout_at_generation)
     metrics["generator_seconds"] = history["seconds"]
+    metrics["torch_threads"] = torch.get_num_threads()
+    metrics["device"] = torch.cuda.get_device_name(0) if str(device).startswith("cuda") else "cpu"
     metrics["steps"] = cfg.steps
     save_checkpoint(path, kind="generator", config=conf, metrics=metrics,
                     tensors={"model": gen.state_dict(), "history": history})
@@ -106,19 +125,22 @@ def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, pro
 
 
 def profile_generators(dataset: str, profile="quick", *, conditioning=None, weights=None,
-                       n_generators=None, device=None, progress=True, **gen_overrides):
-    """The classifier and the profile's ``n_generators`` independently seeded generators."""
+                       n_generators=None, device=None, progress=True, train_missing=True,
+                       seeds=None, **gen_overrides):
+    """The classifier and the profile's ``n_generators`` independently seeded generators
+    (seeds 0..n-1, or ``seeds``)."""
     prof = _profile(profile)
-    clf = get_classifier(classifier_config(dataset, prof), device=device, progress=progress)
+    clf = get_classifier(classifier_config(dataset, prof), device=device, progress=progress,
+                         train_missing=train_missing)
     overrides = dict(gen_overrides)
     if conditioning is not None:
         overrides["conditioning"] = conditioning
     if weights is not None:
         overrides["weights"] = weights
     gens = []
-    for seed in range(n_generators or prof.n_generators):
+    for seed in (seeds if seeds is not None else range(n_generators or prof.n_generators)):
         cfg = replace(prof.generator_config(seed=seed), **overrides)
         gens.append(get_generator(clf, cfg, device=device, progress=progress,
                                   checkpoint_every=prof.checkpoint_every,
-                                  eval_samples=prof.eval_samples))
+                                  eval_samples=prof.eval_samples, train_missing=train_missing))
     return clf, gens

@@ -84,3 +84,86 @@ def save_json(obj, path: str | Path) -> str:
     text = json.dumps(_clean(obj), indent=2, sort_keys=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
     return str(path)
+
+
+def _class_colors(n: int):
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def scatter_by_class(ax, xy, labels, class_names, *, title="", xlabel="", ylabel="", s=6,
+                     legend=True):
+    colors = _class_colors(len(class_names))
+    for c, name in enumerate(class_names):
+        m = labels == c
+        ax.scatter(xy[m, 0], xy[m, 1], s=s, color=colors[c], label=name, alpha=0.7, linewidths=0)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend(fontsize=7, markerscale=2.5, loc="best", frameon=True, title="class",
+                  title_fontsize=7)
+
+
+def figure3_panels(res: dict, *, title: str = ""):
+    """PCA, decision boundaries over the PCA plane, t-SNE and UMAP of the inverted samples' features."""
+    from matplotlib.colors import ListedColormap
+
+    plane, labels, names = res["plane"], res["labels"], res["classes"]
+    ev = plane.explained_variance
+    fig, axes = plt.subplots(1, 4, figsize=(22, 5.2))
+    pc = dict(xlabel=f"PC1 ({ev[0]:.0%} of variance)", ylabel=f"PC2 ({ev[1]:.0%} of variance)")
+    scatter_by_class(axes[0], plane.points, labels, names, title="PCA of penultimate features", **pc)
+    cmap = ListedColormap(_class_colors(len(names)))
+    axes[1].pcolormesh(plane.xx, plane.yy, plane.mesh_labels, cmap=cmap, vmin=-0.5,
+                       vmax=len(names) - 0.5, alpha=0.35, shading="auto")
+    scatter_by_class(axes[1], plane.points, labels, names, legend=False, title=(
+        f"decision regions of the head on the PCA plane\n(2-D label = full label for "
+        f"{plane.faithfulness:.0%} of samples)"), **pc)
+    emb_labels = res["embed_labels"]
+    scatter_by_class(axes[2], res["tsne"], emb_labels, names, title="t-SNE", legend=False,
+                     xlabel="t-SNE 1", ylabel="t-SNE 2")
+    scatter_by_class(axes[3], res["umap"], emb_labels, names, title="UMAP", legend=False,
+                     xlabel="UMAP 1", ylabel="UMAP 2")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def sae_heatmap(real, inverted, class_names, units, *, title=""):
+    """Mean SAE unit activation per class: real test images (left) and inverted samples (right)."""
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(16, 0.45 * len(class_names) + 1.8), sharey=True)
+    vmax = float(max(real.max(), inverted.max()))
+    for ax, data, name in ((axes[0], real, "real test images"), (axes[1], inverted, "inverted samples")):
+        sns.heatmap(data, ax=ax, vmin=0, vmax=vmax, cmap="viridis", xticklabels=[str(u) for u in units],
+                    yticklabels=list(class_names), cbar_kws={"label": "mean activation"})
+        ax.set_title(f"SAE units, {name}", fontsize=10)
+        ax.set_xlabel("SAE unit (48 most active on real data)")
+        ax.tick_params(axis="x", labelsize=5)
+    axes[0].set_ylabel("class")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def gamma_sweep_plot(sweep: list, *, title=""):
+    """Clusters per class, feature cosine and inversion accuracy against the cosine weight gamma."""
+    g = [r["gamma"] for r in sweep]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(g, [r["clusters_per_class_mean"] for r in sweep], "o-")
+    axes[0].set_ylabel("clusters per class (mean)")
+    axes[1].plot(g, [r["feature_cosine_inverted"] for r in sweep], "o-")
+    axes[1].set_ylabel("within-class feature cosine")
+    axes[2].plot(g, [r["inversion_accuracy"] for r in sweep], "o-")
+    axes[2].set_ylabel("inversion accuracy")
+    for ax in axes:
+        ax.set_xlabel("gamma (cosine weight)")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

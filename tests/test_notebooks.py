@@ -5,7 +5,8 @@ import json
 import pytest
 
 from netinv_core.errors import ConfigError
-from netinv_core.notebooks import NOTEBOOK_DIR, NOTEBOOKS, check_parameters, run_notebook
+from netinv_core.notebooks import (NOTEBOOK_DIR, NOTEBOOKS, check_parameters, notebook_parameters,
+                                   run_notebook)
 
 pytestmark = pytest.mark.notebooks
 
@@ -16,7 +17,12 @@ def test_every_notebook_is_listed_and_clean():
     for name in NOTEBOOKS:
         nb = json.loads((NOTEBOOK_DIR / name).read_text())
         assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), name
-        assert any("parameters" in c["metadata"].get("tags", []) for c in nb["cells"]), name
+        cell = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
+        assert len(cell) == 1, name
+        # papermill must parse every assignment of the parameters cell
+        src = "".join(cell[0]["source"])
+        assigned = [ln.split("=")[0].strip() for ln in src.splitlines() if "=" in ln]
+        assert sorted(assigned) == sorted(notebook_parameters(NOTEBOOK_DIR / name)), name
 
 
 def test_fig2_smoke(tmp_path):
@@ -32,6 +38,21 @@ def test_fig2_smoke(tmp_path):
         assert -1 <= g["feature_cosine_inverted"] <= 1 and 0 < g["feature_cosine_real"] <= 1
     for ext in ("png", "pdf"):
         assert (figs / f"fig2_digits.{ext}").stat().st_size > 1000
+
+
+def test_fig3_smoke(tmp_path):
+    figs = tmp_path / "figs"
+    run_notebook(NOTEBOOK_DIR / "fig3_interpretability.ipynb",
+                 {"profile": "smoke", "figures_dir": str(figs), "n_samples": 1000, "embed_samples": 200,
+                  "gammas": [0.0, 10.0], "sae_epochs": 2, "train_missing": True},
+                 output=tmp_path / "fig3.ipynb", progress=False)
+    rec = json.loads((figs / "fig3_interpretability.json").read_text())["datasets"]["digits"]
+    assert [s["gamma"] for s in rec["gamma_sweep"]] == [0.0, 10.0]
+    assert 0 <= rec["boundary_faithfulness"] <= 1 and 0 < sum(rec["pca_explained_variance"]) <= 1
+    assert len(rec["clusters_per_class"]) == 10 and all(k >= 1 for k in rec["clusters_per_class"])
+    assert 0 <= rec["sae_anomaly_auroc"] <= 1
+    for stem in ("fig3_digits", "fig3_digits_sae", "fig3_digits_gamma_sweep"):
+        assert (figs / f"{stem}.png").stat().st_size > 1000 and (figs / f"{stem}.pdf").exists()
 
 
 def test_explore_smoke(tmp_path):
