@@ -2,6 +2,16 @@
 
     python -m netinv_core.bench inversion --dataset mnist --profile quick [--seed 0] [--cached]
 
+``interpret``: the Figure 3 numbers (``netinv_core.figure3``) for the profile's seed-0 generator:
+clusters per class, PCA boundary faithfulness, sparse-autoencoder numbers and the gamma sweep.
+
+    python -m netinv_core.bench interpret --dataset mnist --profile quick
+
+``ablation``: every conditioning scheme, dropout value and loss term switched off, for each seed
+(``netinv_core.ablation``): per-seed rows and mean ± std per setting.
+
+    python -m netinv_core.bench ablation --dataset mnist --profile quick --seeds 0 1 2
+
 ``inversion``: trains (or loads from the cache) the profile's classifier, trains one generator
 afresh (``--cached`` reuses a cached one) and prints its classifier test accuracy, inversion
 accuracy, diversity numbers, ``generator_seconds`` (wall time of generator training alone),
@@ -52,6 +62,36 @@ def bench_inversion(dataset: str, profile: str, seed: int = 0, cached: bool = Fa
     }
 
 
+def bench_interpret(dataset: str, profile: str, train_missing: bool = True, device=None) -> dict:
+    from .figure3 import figure3_dataset
+    from .pipeline import default_device
+
+    device = device or default_device()
+    t0 = time.perf_counter()
+    prof = get_profile(profile)
+    kw = dict(n_samples=1000, embed_samples=200, gammas=(0.0, 10.0), sae_epochs=2) if profile == "smoke" else {}
+    rec = figure3_dataset(dataset, prof, train_missing=train_missing, device=device,
+                          progress=False, **kw)["record"]
+    return {"benchmark": "interpret", **rec, "seconds": time.perf_counter() - t0,
+            "device": torch.cuda.get_device_name(0) if str(device).startswith("cuda") else "cpu",
+            "torch_threads": torch.get_num_threads()}
+
+
+def bench_ablation(dataset: str, profile: str, seeds=(0, 1, 2), device=None) -> dict:
+    from .ablation import run_ablation, summarize
+    from .pipeline import default_device
+
+    device = device or default_device()
+    t0 = time.perf_counter()
+    res = run_ablation(dataset, profile, seeds=tuple(seeds), device=device, progress=False)
+    return {"benchmark": "ablation", "dataset": dataset, "profile": profile, "seeds": list(seeds),
+            "classifier_test_accuracy": res["classifier_test_accuracy"],
+            "summary": summarize(res["rows"]), "rows": res["rows"],
+            "seconds": time.perf_counter() - t0,
+            "device": torch.cuda.get_device_name(0) if str(device).startswith("cuda") else "cpu",
+            "torch_threads": torch.get_num_threads()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m netinv_core.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,14 +103,30 @@ def main(argv=None) -> int:
     inv.add_argument("--conditioning", choices=CONDITIONINGS, default=None)
     inv.add_argument("--cached", action="store_true", help="reuse a cached generator")
     inv.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    itp = sub.add_parser("interpret", help="Figure 3 numbers: clusters, boundary faithfulness, SAE, "
+                                          "gamma sweep")
+    itp.add_argument("--dataset", required=True, choices=DATASETS)
+    itp.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    itp.add_argument("--device", default=None)
+    abl = sub.add_parser("ablation", help="conditioning / dropout / loss-term ablation over seeds")
+    abl.add_argument("--dataset", required=True, choices=DATASETS)
+    abl.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    abl.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    abl.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     try:
-        out = bench_inversion(args.dataset, args.profile, args.seed, args.cached,
-                              args.conditioning, args.device)
+        if args.benchmark == "ablation":
+            out = bench_ablation(args.dataset, args.profile, args.seeds, args.device)
+        elif args.benchmark == "interpret":
+            out = bench_interpret(args.dataset, args.profile, device=args.device)
+        else:
+            out = bench_inversion(args.dataset, args.profile, args.seed, args.cached,
+                                  args.conditioning, args.device)
     except NetinvError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(out))
+    from .plotting import _clean
+    print(json.dumps(_clean(out)))
     return 0
 
 

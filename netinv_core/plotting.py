@@ -167,3 +167,29 @@ def gamma_sweep_plot(sweep: list, *, title=""):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def ablation_plot(summary: list[dict], *, title=""):
+    """Inversion accuracy, within-class feature cosine and clusters per class for each setting
+    (mean ± std over seeds); the dashed line in the middle panel is the real test images' cosine."""
+    labels = [r["setting"] for r in summary]
+    x = range(len(labels))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
+    panels = (("inversion_accuracy", "inversion accuracy"),
+              ("feature_cosine_inverted", "within-class feature cosine (lower = more diverse)"),
+              ("clusters_per_class_mean", "clusters per class"))
+    for ax, (key, name) in zip(axes, panels):
+        means = [r[key + "_mean"] if r[key + "_mean"] is not None else float("nan") for r in summary]
+        stds = [r[key + "_std"] or 0.0 for r in summary]
+        ax.bar(x, means, yerr=stds, capsize=3, color="tab:blue", alpha=0.8)
+        ax.set_xticks(list(x))
+        ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+        ax.set_ylabel(name, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[1].axhline(summary[0]["feature_cosine_real"], ls="--", color="k", lw=1,
+                    label="real test images")
+    axes[1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

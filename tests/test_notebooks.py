@@ -55,6 +55,19 @@ def test_fig3_smoke(tmp_path):
         assert (figs / f"{stem}.png").stat().st_size > 1000 and (figs / f"{stem}.pdf").exists()
 
 
+def test_ablation_smoke(tmp_path):
+    figs = tmp_path / "figs"
+    run_notebook(NOTEBOOK_DIR / "ablation.ipynb",
+                 {"profile": "smoke", "figures_dir": str(figs), "seeds": [0, 1],
+                  "factors": {"conditioning": ["label", "vector_matrix"], "loss_off": ["gamma"]}},
+                 output=tmp_path / "ablation.ipynb", progress=False)
+    rec = json.loads((figs / "ablation.json").read_text())["datasets"]["digits"]
+    assert [r["setting"] for r in rec["summary"]] == ["conditioning=label", "default", "loss_off=gamma"]
+    assert len(rec["rows"]) == 6 and all(r["seeds"] == 2 for r in rec["summary"])
+    for stem in ("ablation_digits", "ablation_digits_grid"):
+        assert (figs / f"{stem}.png").stat().st_size > 1000
+
+
 def test_explore_smoke(tmp_path):
     out = run_notebook(NOTEBOOK_DIR / "explore_inversion.ipynb",
                        {"profile": "smoke", "dataset": "digits", "steps": 5, "gamma": 3},
