@@ -6,6 +6,8 @@ class from each generator, and the numbers of every generator (``metrics.inversi
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from .data import CLASS_NAMES
@@ -31,7 +33,7 @@ def figure2_dataset(dataset: str, profile="quick", *, n_generators=None, conditi
         "dataset": dataset, "profile": profile if isinstance(profile, str) else profile.name,
         "classifier": {"test_accuracy": clf.metrics["test_accuracy"],
                        "train_seconds": clf.metrics.get("train_seconds"),
-                       "epochs": clf.config.epochs, "checkpoint": clf.path},
+                       "epochs": clf.config.epochs, "checkpoint": Path(clf.path).name},
         "generators": [{"seed": g.config.seed, "conditioning": g.config.conditioning,
                         "weights": vars(g.config.weights), "steps": g.config.steps,
                         "batch_size": g.config.batch_size, "dropout": g.config.dropout,
