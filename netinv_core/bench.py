@@ -12,6 +12,19 @@ clusters per class, PCA boundary faithfulness, sparse-autoencoder numbers and th
 
     python -m netinv_core.bench ablation --dataset mnist --profile quick --seeds 0 1 2
 
+``ood``: the garbage-class classifier for ``--train`` (Section 5.2) over seeds, evaluated on every
+other available dataset: in-distribution accuracy, garbage rate per OOD set, AUROC / FPR95 of the
+garbage score and the MSP / energy / Mahalanobis baselines (mean ± std), and the wall time.
+
+    python -m netinv_core.bench ood --train mnist --profile quick --seeds 0 1 2
+
+``reconstruction``: Section 5.3 for one training-set size: SSIM of reconstructions to their
+nearest training vs held-out test image, distinct matches, the plain-inversion control, and the
+step-time ratio of a reconstruction step (with the per-sample gradient-norm term) to an inversion
+step at the same batch size.
+
+    python -m netinv_core.bench reconstruction --dataset mnist --train-size 1000 --profile quick
+
 ``inversion``: trains (or loads from the cache) the profile's classifier, trains one generator
 afresh (``--cached`` reuses a cached one) and prints its classifier test accuracy, inversion
 accuracy, diversity numbers, ``generator_seconds`` (wall time of generator training alone),
@@ -92,6 +105,49 @@ def bench_ablation(dataset: str, profile: str, seeds=(0, 1, 2), device=None) -> 
             "torch_threads": torch.get_num_threads()}
 
 
+def _device_name(device) -> str:
+    return torch.cuda.get_device_name(0) if str(device).startswith("cuda") else "cpu"
+
+
+def bench_ood(train: str, profile: str, seeds=(0, 1, 2), device=None) -> dict:
+    from .ood import run_ood
+    from .pipeline import default_device
+
+    device = device or default_device()
+    t0 = time.perf_counter()
+    res = run_ood(train, profile, seeds=tuple(seeds), device=device, progress=False)
+    s = res["summary"]
+    return {"benchmark": "ood", "train": train, "profile": profile, "seeds": list(seeds),
+            "in_distribution_accuracy": s["in_distribution_accuracy"],
+            "baseline_accuracy": s["baseline_accuracy"],
+            "least_confident_in_distribution": s["least_confident_in_distribution"],
+            "garbage_rate": {k: v["garbage_rate"] for k, v in s["ood"].items()},
+            "most_confident_misclassified_ood": {k: v["most_confident_misclassified_ood"]
+                                                 for k, v in s["ood"].items()},
+            "clear_threshold_seeds": {k: v["clear_threshold_seeds"] for k, v in s["ood"].items()},
+            "auroc": {k: {m: v["methods"][m]["auroc"] for m in v["methods"]}
+                      for k, v in s["ood"].items()},
+            "fpr95": {k: {m: v["methods"][m]["fpr95"] for m in v["methods"]}
+                      for k, v in s["ood"].items()},
+            "skipped": {k: v.splitlines()[0] for k, v in res["skipped"].items()},
+            "seconds": time.perf_counter() - t0, "device": _device_name(device),
+            "torch_threads": torch.get_num_threads()}
+
+
+def bench_reconstruction(dataset: str, train_size: int, profile: str, device=None) -> dict:
+    from .pipeline import default_device
+    from .reconstruct import reconstruction_experiment, step_time_ratio, strip_record
+
+    device = device or default_device()
+    t0 = time.perf_counter()
+    rec = strip_record(reconstruction_experiment(dataset, train_size, profile, device=device,
+                                                 progress=False))
+    ratio = step_time_ratio(dataset, profile, device=device)
+    return {"benchmark": "reconstruction", **rec, "step_time": ratio,
+            "seconds": time.perf_counter() - t0, "device": _device_name(device),
+            "torch_threads": torch.get_num_threads()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m netinv_core.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,9 +169,24 @@ def main(argv=None) -> int:
     abl.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     abl.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     abl.add_argument("--device", default=None)
+    ood = sub.add_parser("ood", help="garbage-class OOD detection vs MSP / energy / Mahalanobis")
+    ood.add_argument("--train", required=True, choices=DATASETS)
+    ood.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    ood.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ood.add_argument("--device", default=None)
+    rec = sub.add_parser("reconstruction", help="training-like data reconstruction vs a held-out "
+                                                "control, and the step-time ratio")
+    rec.add_argument("--dataset", required=True, choices=DATASETS)
+    rec.add_argument("--train-size", type=int, required=True)
+    rec.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    rec.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     try:
-        if args.benchmark == "ablation":
+        if args.benchmark == "ood":
+            out = bench_ood(args.train, args.profile, args.seeds, args.device)
+        elif args.benchmark == "reconstruction":
+            out = bench_reconstruction(args.dataset, args.train_size, args.profile, args.device)
+        elif args.benchmark == "ablation":
             out = bench_ablation(args.dataset, args.profile, args.seeds, args.device)
         elif args.benchmark == "interpret":
             out = bench_interpret(args.dataset, args.profile, device=args.device)

@@ -94,6 +94,25 @@ def frozen(model: nn.Module):
         model.train(was)
 
 
+def inversion_step(gen: Generator, opt: torch.optim.Optimizer, tap: FeatureTap,
+                   cfg: GeneratorConfig, rng: torch.Generator, device="cpu") -> dict:
+    """One Adam step on L_Inv for a batch of ``cfg.batch_size`` fresh latents and conditionings.
+
+    Returns the step's loss, its unweighted terms (kl, ce, cosine, ortho) and batch accuracy.
+    """
+    cond = sample_conditioning(cfg.conditioning, cfg.batch_size, gen.num_classes, generator=rng)
+    z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng)
+    cond = cond.to(device)
+    x = gen(z.to(device), cond)                     # (B, C, H, W) in [0, 1]
+    logits, feats = tap(x)                          # (B, N), (B, D)
+    loss, terms = inversion_loss(logits, feats, cond.p, cond.labels, cfg.weights)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()},
+            "batch_accuracy": (logits.argmax(1) == cond.labels).float().mean().item()}
+
+
 def train_generator(classifier: nn.Module, cfg: GeneratorConfig, image_shape, *,
                     feature_layer: str | None = None, device="cpu",
                     checkpoint: str | Path | None = None, checkpoint_every: int = 100,
@@ -132,17 +151,7 @@ def train_generator(classifier: nn.Module, cfg: GeneratorConfig, image_shape, *,
                    disable=not progress, leave=False, initial=start, total=cfg.steps)
         t0 = time.perf_counter()
         for step in bar:
-            cond = sample_conditioning(cfg.conditioning, cfg.batch_size, num_classes, generator=rng)
-            z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng)
-            cond = cond.to(device)
-            x = gen(z.to(device), cond)
-            logits, feats = tap(x)
-            loss, terms = inversion_loss(logits, feats, cond.p, cond.labels, cfg.weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            rec = {"step": step + 1, "loss": loss.item(), **{k: v.item() for k, v in terms.items()},
-                   "batch_accuracy": (logits.argmax(1) == cond.labels).float().mean().item()}
+            rec = {"step": step + 1, **inversion_step(gen, opt, tap, cfg, rng, device)}
             for k, v in rec.items():
                 history[k].append(v)
             if progress:

@@ -193,3 +193,104 @@ def ablation_plot(summary: list[dict], *, title=""):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def ood_histograms(per_seed: dict, names, *, title=""):
+    """Confidence max_{c<N} p_c of the garbage-class classifier: in-distribution test images the
+    classifier keeps vs the OOD samples it does not send to garbage, one panel per OOD set; the
+    dashed line is the least confident kept in-distribution sample (the paper's threshold)."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.6), squeeze=False)
+    least = per_seed["least_confident_in_distribution"]
+    bins = np.linspace(0, 1, 41)
+    for ax, name in zip(axes[0], names):
+        o = per_seed["ood"][name]
+        c_in = np.asarray(o["confidence_in"])
+        c_out = np.asarray(o["confidence_out"])
+        c_garb = np.asarray(o["confidence_out_garbage"])
+        ax.hist(c_in, bins=bins, alpha=0.55, label="in-distribution test, kept", color="tab:blue",
+                log=True)
+        ax.hist(c_garb, bins=bins, alpha=0.45, color="tab:gray", log=True,
+                label=f"{name} sent to garbage ({o['garbage_rate']:.1%})")
+        ax.hist(c_out, bins=bins, alpha=0.7, color="tab:red", log=True,
+                label=f"{name} kept (misclassified OOD)")
+        if least is not None:
+            ax.axvline(least, ls="--", color="k", lw=1, label=f"least confident ID kept {least:.3f}")
+        ax.set_xlabel("confidence max_{c<N} p_c (garbage model)")
+        ax.set_ylabel("images (log scale)")
+        ax.set_title(f"vs {name}: most confident OOD not in garbage "
+                     f"{o['most_confident_misclassified_ood'] or float('nan'):.3f}", fontsize=9)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ssim_distributions(results: list[dict], *, title=""):
+    """Per training-set size: SSIM of each reconstruction to its nearest training image and to its
+    nearest held-out test image (same class, size-matched pools), and the same for plain
+    inversion."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(2.6 * len(results) + 2, 3.8))
+    data, labels, colors = [], [], []
+    for r in results:
+        for kind, key, color in (("recon train", "ssim_train", "tab:blue"),
+                                 ("recon test", "ssim_test", "tab:orange")):
+            data.append(np.asarray(r["_ssim"][key]))
+            labels.append(f"{r['train_size']}\n{kind}")
+            colors.append(color)
+        for kind, key, color in (("inv. train", "ssim_train", "tab:cyan"),
+                                 ("inv. test", "ssim_test", "tab:red")):
+            data.append(np.asarray(r["_inv_ssim"][key]))
+            labels.append(f"{r['train_size']}\n{kind}")
+            colors.append(color)
+    parts = ax.boxplot(data, patch_artist=True, showfliers=False)
+    for patch, color in zip(parts["boxes"], colors):
+        patch.set_facecolor(color)
+        patch.set_alpha(0.6)
+    ax.set_xticks(range(1, len(labels) + 1))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.axhline(0.4, ls=":", color="k", lw=1)
+    ax.set_ylabel("SSIM to nearest image of the class (NCC match, window 3)")
+    ax.set_xlabel("training-set size / generator / pool")
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def figure5_grid(results: list[dict], class_names, *, title=""):
+    """Figure 5: rows are classes; for each training-set size, one reconstruction from each of its
+    generators, then a column of real training images (from the smallest training set)."""
+    columns, titles = [], []
+    for r in results:
+        for j, (x, y) in enumerate(r["_images"]):
+            columns.append(torch.stack([x[torch.nonzero(y == c).flatten()[0]]
+                                        for c in range(len(class_names))]))
+            titles.append(f"n={r['train_size']}\ng{j}")
+    columns.append(torch.stack(results[0]["_train_images_per_class"]))
+    titles.append("train\nimage")
+    return inversion_grid(columns, class_names, title=title, column_titles=titles)
+
+
+def nearest_grid(result: dict, class_names, per_class: int = 2, *, title=""):
+    """Reconstructions (generator 0) next to their nearest training image and nearest held-out
+    test image (NCC), with the SSIM to each in the column titles' order."""
+    x, y = result["_images"][0]
+    m = result["_matches"]
+    cols = [[] for _ in range(3 * per_class)]
+    for c in range(len(class_names)):
+        idx = torch.nonzero(y == c).flatten()[:per_class]
+        for j, i in enumerate(idx.tolist()):
+            cols[3 * j].append(x[i])
+            cols[3 * j + 1].append(result["_train_x"][m["train_index"][i]])
+            cols[3 * j + 2].append(result["_test_x"][m["test_index"][i]])
+    titles = []
+    for j in range(per_class):
+        titles += ["recon", "nearest\ntrain", "nearest\ntest"]
+    return inversion_grid([torch.stack(c) for c in cols], class_names, title=title,
+                          column_titles=titles)

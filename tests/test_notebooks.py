@@ -55,6 +55,42 @@ def test_fig3_smoke(tmp_path):
         assert (figs / f"{stem}.png").stat().st_size > 1000 and (figs / f"{stem}.pdf").exists()
 
 
+def test_fig4_ood_smoke(tmp_path):
+    figs = tmp_path / "figs"
+    run_notebook(NOTEBOOK_DIR / "fig4_ood.ipynb",
+                 {"profile": "smoke", "figures_dir": str(figs), "seeds": [0, 1]},
+                 output=tmp_path / "fig4.ipynb", progress=False)
+    rec = json.loads((figs / "fig4_ood.json").read_text())
+    run = rec["runs"]["digits"]
+    s = run["summary"]
+    assert s["n_seeds"] == 2 and s["in_distribution_accuracy"]["mean"] > 0.5
+    photos = s["ood"]["sklearn_photos"]
+    assert 0 <= photos["garbage_rate"]["mean"] <= 1
+    assert set(photos["methods"]) == {"garbage", "msp", "energy", "mahalanobis"}
+    for m in photos["methods"].values():
+        assert 0 <= m["auroc"]["mean"] <= 1 and 0 <= m["fpr95"]["mean"] <= 1
+    assert all(len(h["epoch"]) == 2 for h in run["histories"])
+    for stem in ("fig4_ood_digits_confidence", "fig4_ood_digits_garbage"):
+        assert (figs / f"{stem}.png").stat().st_size > 1000 and (figs / f"{stem}.pdf").exists()
+
+
+def test_fig5_reconstruction_smoke(tmp_path):
+    figs = tmp_path / "figs"
+    run_notebook(NOTEBOOK_DIR / "fig5_reconstruction.ipynb",
+                 {"profile": "smoke", "figures_dir": str(figs), "train_sizes": {"digits": [300]}},
+                 output=tmp_path / "fig5.ipynb", progress=False)
+    rec = json.loads((figs / "fig5_reconstruction.json").read_text())["datasets"]["digits"]
+    assert [r["train_size"] for r in rec] == [300]
+    r = rec[0]
+    assert len(r["reconstruction"]) == 2 and r["reconstruction"][0]["n_reconstructions"] == 100
+    for key in ("ssim_train", "ssim_test"):
+        assert -1 <= r["reconstruction"][0][key]["mean"] <= 1
+        assert -1 <= r["plain_inversion"][key]["mean"] <= 1
+    assert 0 <= r["summary"]["share_train_closer"]["mean"] <= 1
+    for stem in ("fig5_digits", "fig5_digits_nearest", "fig5_digits_ssim"):
+        assert (figs / f"{stem}.png").stat().st_size > 1000 and (figs / f"{stem}.pdf").exists()
+
+
 def test_ablation_smoke(tmp_path):
     figs = tmp_path / "figs"
     run_notebook(NOTEBOOK_DIR / "ablation.ipynb",

@@ -1,0 +1,130 @@
+"""Section 5.2: image conversion, scores, metrics, class weights, bounded garbage set, resumable
+garbage-class training (embedded digits; no network)."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from netinv_core.config import ClassifierConfig, GeneratorConfig
+from netinv_core.errors import ConfigError, ShapeError
+from netinv_core.ood import (Mahalanobis, OODConfig, _add_to_garbage, class_weights, convert_images,
+                             energy_score, garbage_score, msp_score, ood_metrics, ood_sets_for,
+                             train_garbage_classifier)
+
+from conftest import params_of
+
+
+def test_convert_gray_to_rgb_and_back():
+    x = torch.rand(2, 1, 28, 28)
+    rgb = convert_images(x, (3, 28, 28))
+    assert rgb.shape == (2, 3, 28, 28) and torch.equal(rgb[:, 0], rgb[:, 2])
+    px = torch.tensor([1.0, 0.5, 0.0]).view(1, 3, 1, 1).expand(1, 3, 4, 4).clone()
+    gray = convert_images(px, (1, 4, 4))
+    assert gray.shape == (1, 1, 4, 4)
+    assert torch.allclose(gray, torch.full_like(gray, 0.299 + 0.587 * 0.5))
+    assert convert_images(torch.rand(3, 3, 32, 32), (1, 28, 28)).shape == (3, 1, 28, 28)
+
+
+def test_convert_refuses_odd_channels_and_shapes():
+    with pytest.raises(ShapeError, match="1-channel"):
+        convert_images(torch.rand(2, 2, 28, 28), (1, 28, 28))
+    with pytest.raises(ShapeError, match=r"\(B, C, H, W\)"):
+        convert_images(torch.rand(28, 28), (1, 28, 28))
+
+
+def test_scores_by_hand():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 5.0]])  # last class = garbage
+    p = torch.softmax(logits, 1)
+    assert torch.allclose(garbage_score(logits), 1 - p[:, :2].max(1).values)
+    assert garbage_score(logits)[1] > garbage_score(logits)[0]
+    assert torch.allclose(msp_score(logits), 1 - p.max(1).values)
+    assert torch.allclose(energy_score(logits), -torch.log(torch.exp(logits).sum(1)))
+
+
+def test_mahalanobis_is_zero_at_a_class_mean():
+    g = torch.Generator().manual_seed(0)
+    feats = torch.cat([torch.randn(200, 4, generator=g), torch.randn(200, 4, generator=g) + 5])
+    labels = torch.cat([torch.zeros(200), torch.ones(200)]).long()
+    m = Mahalanobis(feats, labels)
+    s = m(torch.stack([m.means[0].float(), m.means[1].float(), torch.full((4,), 50.0)]))
+    assert s[0].abs() < 1e-6 and s[1].abs() < 1e-6 and s[2] > 100
+
+
+def test_ood_metrics_separated_and_identical():
+    perfect = ood_metrics([0.1, 0.2, 0.3], [0.8, 0.9])
+    assert perfect["auroc"] == 1 and perfect["fpr95"] == 0
+    assert perfect["aupr_in"] == 1 and perfect["aupr_out"] == 1
+    rng = np.random.default_rng(0)
+    same = ood_metrics(rng.random(5000), rng.random(5000))
+    assert abs(same["auroc"] - 0.5) < 0.03 and abs(same["fpr95"] - 0.95) < 0.03
+    flipped = ood_metrics([0.8, 0.9], [0.1, 0.2])
+    assert flipped["auroc"] == 0 and flipped["fpr95"] == 1
+
+
+def test_class_weights_by_hand():
+    w = class_weights(torch.tensor([10, 30, 0]))
+    assert torch.allclose(w, torch.tensor([40 / 30, 40 / 90, 0.0]))
+
+
+def test_garbage_set_is_bounded():
+    g = torch.Generator().manual_seed(0)
+    garbage = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
+    new = torch.full((25, 1, 2, 2), 7, dtype=torch.uint8)
+    out = _add_to_garbage(garbage, new, cap=10, g=g)
+    assert len(out) == 10 and (out == 7).all()  # 4 appended, then 6 old ones replaced
+    out = _add_to_garbage(torch.zeros(10, 1, 2, 2, dtype=torch.uint8), new[:3], cap=10, g=g)
+    assert len(out) == 10 and (out == 7).flatten(1).all(1).sum() == 3
+
+
+def test_bad_ood_config():
+    with pytest.raises(ConfigError, match="garbage_cap"):
+        OODConfig(ClassifierConfig(dataset="digits"), GeneratorConfig(), garbage_cap=-1)
+    with pytest.raises(ConfigError, match="inverted_per_epoch"):
+        OODConfig(ClassifierConfig(dataset="digits"), GeneratorConfig(), inverted_per_epoch=1.5)
+
+
+def test_smoke_ood_set_is_real_photos_in_the_training_shape():
+    sets, skipped = ood_sets_for("digits", (1, 28, 28), n=20)
+    x = sets["sklearn_photos"]
+    assert x.shape == (20, 1, 28, 28) and not skipped and 0 <= x.min() and x.max() <= 1
+    assert x.flatten(1).std(1).mean() > 0.02  # textured crops, not blank
+
+
+def _tiny_cfg():
+    return OODConfig(classifier=ClassifierConfig(dataset="digits", epochs=2, batch_size=128),
+                     generator=GeneratorConfig(width=16, steps=2, batch_size=16),
+                     inverted_per_epoch=50, garbage_cap=200)
+
+
+def test_garbage_training_adds_inverted_samples_and_resumes(digits, tmp_path):
+    train, test = digits
+    cfg = _tiny_cfg()
+    full, hist, ex = train_garbage_classifier(cfg, train, progress=False)
+    assert full.num_classes == 11 and hist["garbage_size"] == [175, 200]  # 125 noise + 50, capped
+    assert sorted(ex) == [0, 1, 2] and ex[1].dtype == torch.uint8
+    ckpt = tmp_path / "ood.partial.pt"
+
+    class Stop(Exception):
+        pass
+
+    def stop(rec):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train_garbage_classifier(cfg, train, progress=False, checkpoint=ckpt, callback=stop)
+    resumed, hist2, _ = train_garbage_classifier(cfg, train, progress=False, checkpoint=ckpt)
+    assert hist2["epoch"] == [1, 2]
+    a, b = params_of(full), params_of(resumed)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+def test_resuming_with_another_config_is_refused(digits, tmp_path):
+    from netinv_core.errors import CheckpointError
+    train, _ = digits
+    cfg = replace(_tiny_cfg(), classifier=ClassifierConfig(dataset="digits", epochs=1, batch_size=128))
+    ckpt = tmp_path / "ood.partial.pt"
+    train_garbage_classifier(cfg, train, progress=False, checkpoint=ckpt)
+    with pytest.raises(CheckpointError, match="another config"):
+        train_garbage_classifier(replace(cfg, inverted_per_epoch=10), train, progress=False,
+                                 checkpoint=ckpt)
