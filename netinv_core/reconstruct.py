@@ -87,7 +87,10 @@ class ReconConfig:
     cond_dim: int = 100
     width: int = 64
     dropout: float = 0.5
-    dropout_at_generation: bool = True
+    # Reconstructions are sampled without dropout: with the linear output layer, dropout noise
+    # lands straight in the pixels (measured on MNIST-1000: mean SSIM to the nearest training
+    # image 0.038 with it, 0.075 without). Sampling only: not part of the checkpoint key.
+    dropout_at_generation: bool = False
     steps: int = 500
     batch_size: int = 128
     lr: float = 1e-3
@@ -207,7 +210,7 @@ def train_reconstructor(classifier: nn.Module, cfg: ReconConfig, image_shape, *,
     rng = torch.Generator().manual_seed(cfg.seed)
     history: dict[str, list] = {k: [] for k in ("step", "loss", *RECON_TERMS, "batch_accuracy")}
     start, seconds = 0, 0.0
-    meta = {"recon": to_dict(cfg), "image_shape": list(image_shape), "num_classes": num_classes}
+    meta = {"recon": _training_dict(cfg), "image_shape": list(image_shape), "num_classes": num_classes}
     if checkpoint is not None and Path(checkpoint).exists():
         st = load_checkpoint(checkpoint, kind="recon-partial", config=meta)
         gen.load_state_dict(st["model"])
@@ -398,13 +401,19 @@ def recon_config(profile="quick", seed: int = 0, **overrides) -> ReconConfig:
     return replace(cfg, **overrides) if overrides else cfg
 
 
+def _training_dict(cfg: ReconConfig) -> dict:
+    """The config as the checkpoint key sees it: ``dropout_at_generation`` only affects sampling,
+    so it is held at one canonical value (True, the value checkpoints were first written with)."""
+    return to_dict(replace(cfg, dropout_at_generation=True))
+
+
 def get_reconstructor(classifier, cfg: ReconConfig, *, device="cpu", progress=True,
                       train_missing=True, retrain=False):
     """A reconstruction generator for the cached ``classifier`` (``pipeline.Trained``)."""
     from .data import IMAGE_SHAPES
 
     ccfg = classifier.config
-    conf = {"classifier": to_dict(ccfg), "recon": to_dict(cfg)}
+    conf = {"classifier": to_dict(ccfg), "recon": _training_dict(cfg)}
     path = checkpoint_path("recon", conf, ccfg.dataset)
     shape = IMAGE_SHAPES[ccfg.dataset]
     n = classifier.model.num_classes
