@@ -15,7 +15,9 @@
 - L_Grad = 1/k sum_{i<=k} || grad_theta CE(f_theta(I_i), y_i) ||_2, the gradient norm w.r.t. all
   classifier weights **per sample** (training samples are individually near-stationary points; a
   batch-mean gradient can be small by cancellation), on the first ``grad_samples`` images of the
-  batch, computed with torch.func (vmap of grad) and differentiated through to the generator. On
+  batch, computed with torch.func (vmap of grad) and differentiated through to the generator
+  (as sqrt(||g||^2 + 1e-12): a saturated CE has an exactly zero gradient, where sqrt has an
+  infinite derivative; a non-finite loss stops training with an error). On
   this CPU a sub-batch of 16 keeps a step well under 5x an inversion step (``bench reconstruction``
   prints the measured ratio); per-sample norms of a whole 128 batch cost about 7x.
 - The classifier is frozen in eval mode (BatchNorm running statistics, no dropout) throughout.
@@ -139,6 +141,8 @@ class PerSampleGradNorm:
     model in eval mode; the result backpropagates to ``x`` through ordinary autograd.
     """
 
+    eps = 1e-12
+
     def __init__(self, model: nn.Module):
         from torch.func import functional_call, grad, vmap
 
@@ -157,7 +161,8 @@ class PerSampleGradNorm:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         g = self._grads(self._params, x, y)
-        return sum(v.flatten(1).pow(2).sum(1) for v in g.values()).sqrt()
+        # + eps: a saturated CE has an exactly zero gradient, and d sqrt(u)/du is infinite at 0
+        return (sum(v.flatten(1).pow(2).sum(1) for v in g.values()) + self.eps).sqrt()
 
 
 def hot_conditioning(labels: torch.Tensor, num_classes: int) -> Conditioning:
@@ -230,6 +235,12 @@ def train_reconstructor(classifier: nn.Module, cfg: ReconConfig, image_shape, *,
             z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng).to(device)
             x = gen(z, cond)                                        # (B, C, H, W), unbounded
             loss, terms, logits = recon_loss(tap, classifier, x, cond, cfg, gradnorm, rng)
+            if not torch.isfinite(loss):
+                bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+                raise FloatingPointError(
+                    f"reconstruction diverged at step {step + 1} (non-finite {bad or 'loss'}); "
+                    f"nothing was saved for this step. Lower lr (now {cfg.lr}) or the weights "
+                    f"of the non-finite terms and rerun")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
