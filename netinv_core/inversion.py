@@ -113,6 +113,54 @@ def inversion_step(gen: Generator, opt: torch.optim.Optimizer, tap: FeatureTap,
             "batch_accuracy": (logits.argmax(1) == cond.labels).float().mean().item()}
 
 
+def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generator,
+                  step_fn: Callable[[], dict], steps: int, *, classifier: nn.Module, keys,
+                  kind: str, meta: dict, checkpoint: str | Path | None = None,
+                  checkpoint_every: int = 100, progress: bool = True,
+                  callback: Callable[[dict], None] | None = None, desc: str = "generator") -> dict:
+    """The resumable loop shared by inversion and reconstruction: ``steps`` calls of ``step_fn``
+    (one optimiser step, returning its record) with ``classifier`` frozen; returns the history
+    (``step`` plus ``keys`` per step, and ``seconds`` of training).
+
+    With ``checkpoint`` set, the generator, optimiser, both random states and the history are
+    written atomically (as ``kind`` for ``meta``) every ``checkpoint_every`` steps and at the end;
+    a rerun with the same ``meta`` resumes there and, on the same device, ends as an uninterrupted
+    run would. ``callback(record)`` runs after every step (it may raise to stop training).
+    """
+    history: dict[str, list] = {k: [] for k in ("step", *keys)}
+    start, seconds = 0, 0.0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, kind=kind, config=meta)
+        gen.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        rng.set_state(state["sample_rng"])
+        history, start, seconds = state["history"], state["step"], state["seconds"]
+    gen.train()
+    with frozen(classifier):
+        bar = tqdm(range(start, steps), desc=desc, disable=not progress, leave=False,
+                   initial=start, total=steps)
+        t0 = time.perf_counter()
+        for step in bar:
+            rec = {"step": step + 1, **step_fn()}
+            for k, v in rec.items():
+                history[k].append(v)
+            if progress:
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['batch_accuracy']:.2f}")
+            done = step + 1
+            if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
+                save_checkpoint(checkpoint, kind=kind, config=meta, tensors={
+                    "model": gen.state_dict(), "optimizer": opt.state_dict(),
+                    "rng": torch.get_rng_state(), "sample_rng": rng.get_state(),
+                    "history": history, "step": done,
+                    "seconds": seconds + time.perf_counter() - t0})
+            if callback is not None:
+                callback(rec)
+        seconds += time.perf_counter() - t0
+    history["seconds"] = seconds
+    return history
+
+
 def train_generator(classifier: nn.Module, cfg: GeneratorConfig, image_shape, *,
                     feature_layer: str | None = None, device="cpu",
                     checkpoint: str | Path | None = None, checkpoint_every: int = 100,
@@ -134,38 +182,12 @@ def train_generator(classifier: nn.Module, cfg: GeneratorConfig, image_shape, *,
     gen = Generator(num_classes, image_shape, cfg).to(device)
     opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     rng = torch.Generator().manual_seed(cfg.seed)
-    history: dict[str, list] = {k: [] for k in ("step", "loss", "kl", "ce", "cosine", "ortho",
-                                                 "batch_accuracy")}
-    start, seconds = 0, 0.0
     meta = {"generator": to_dict(cfg), "image_shape": list(image_shape), "num_classes": num_classes}
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, kind="generator-partial", config=meta)
-        gen.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        rng.set_state(state["sample_rng"])
-        history, start, seconds = state["history"], state["step"], state["seconds"]
-    gen.train()
-    with frozen(classifier):
-        bar = tqdm(range(start, cfg.steps), desc=f"generator ({cfg.conditioning}, seed {cfg.seed})",
-                   disable=not progress, leave=False, initial=start, total=cfg.steps)
-        t0 = time.perf_counter()
-        for step in bar:
-            rec = {"step": step + 1, **inversion_step(gen, opt, tap, cfg, rng, device)}
-            for k, v in rec.items():
-                history[k].append(v)
-            if progress:
-                bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['batch_accuracy']:.2f}")
-            done = step + 1
-            if checkpoint is not None and (done % checkpoint_every == 0 or done == cfg.steps):
-                save_checkpoint(checkpoint, kind="generator-partial", config=meta, tensors={
-                    "model": gen.state_dict(), "optimizer": opt.state_dict(),
-                    "rng": torch.get_rng_state(), "sample_rng": rng.get_state(),
-                    "history": history, "step": done,
-                    "seconds": seconds + time.perf_counter() - t0})
-            if callback is not None:
-                callback(rec)
-        seconds += time.perf_counter() - t0
+    history = fit_generator(
+        gen, opt, rng, lambda: inversion_step(gen, opt, tap, cfg, rng, device), cfg.steps,
+        classifier=classifier, keys=("loss", "kl", "ce", "cosine", "ortho", "batch_accuracy"),
+        kind="generator-partial", meta=meta, checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every, progress=progress, callback=callback,
+        desc=f"generator ({cfg.conditioning}, seed {cfg.seed})")
     tap.remove()
-    history["seconds"] = seconds
     return gen, history

@@ -41,13 +41,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .cache import checkpoint_path, load_checkpoint, save_checkpoint
 from .config import ClassifierConfig, GeneratorConfig, _check_weight, to_dict
 from .errors import CheckpointError, ConfigError
 from .generator import Conditioning, Generator, generation_mode, hot_matrix
-from .inversion import FeatureTap, check_classifier_input, frozen
+from .inversion import FeatureTap, check_classifier_input, fit_generator, frozen
 from .losses import ce_loss, cosine_loss, kl_loss, ortho_loss
 
 # the paper's training-set sizes (Section 5.3)
@@ -200,6 +199,31 @@ def recon_generator(num_classes: int, image_shape, cfg: ReconConfig) -> Generato
     return gen
 
 
+def reconstruction_step(gen: Generator, opt: torch.optim.Optimizer, tap: FeatureTap,
+                        cfg: ReconConfig, gradnorm: PerSampleGradNorm | None,
+                        rng: torch.Generator, device="cpu") -> dict:
+    """One Adam step on L_Recon for ``cfg.batch_size`` fresh latents and hot conditionings.
+
+    Returns the step's loss, its unweighted terms and batch accuracy; a non-finite loss raises
+    ``FloatingPointError`` before the step is taken.
+    """
+    labels = torch.randint(0, gen.num_classes, (cfg.batch_size,), generator=rng)
+    cond = hot_conditioning(labels, gen.num_classes).to(device)
+    z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng).to(device)
+    x = gen(z, cond)                                                # (B, C, H, W), unbounded
+    loss, terms, logits = recon_loss(tap, tap.model, x, cond, cfg, gradnorm, rng)
+    if not torch.isfinite(loss):
+        bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+        raise FloatingPointError(
+            f"reconstruction diverged (non-finite {bad or 'loss'}); nothing was saved for this "
+            f"step. Lower lr (now {cfg.lr}) or the weights of the non-finite terms and rerun")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()},
+            "batch_accuracy": (logits.argmax(1) == cond.labels).float().mean().item()}
+
+
 def train_reconstructor(classifier: nn.Module, cfg: ReconConfig, image_shape, *,
                         feature_layer: str | None = None, device="cpu",
                         checkpoint: str | Path | None = None, checkpoint_every: int = 100,
@@ -213,55 +237,16 @@ def train_reconstructor(classifier: nn.Module, cfg: ReconConfig, image_shape, *,
     gen = recon_generator(num_classes, image_shape, cfg).to(device)
     opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     rng = torch.Generator().manual_seed(cfg.seed)
-    history: dict[str, list] = {k: [] for k in ("step", "loss", *RECON_TERMS, "batch_accuracy")}
-    start, seconds = 0, 0.0
-    meta = {"recon": _training_dict(cfg), "image_shape": list(image_shape), "num_classes": num_classes}
-    if checkpoint is not None and Path(checkpoint).exists():
-        st = load_checkpoint(checkpoint, kind="recon-partial", config=meta)
-        gen.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        torch.set_rng_state(st["rng"])
-        rng.set_state(st["sample_rng"])
-        history, start, seconds = st["history"], st["step"], st["seconds"]
-    gen.train()
-    with frozen(classifier):
-        gradnorm = PerSampleGradNorm(classifier) if cfg.weights.eta3 > 0 else None
-        bar = tqdm(range(start, cfg.steps), desc=f"reconstruction (seed {cfg.seed})",
-                   disable=not progress, leave=False, initial=start, total=cfg.steps)
-        t0 = time.perf_counter()
-        for step in bar:
-            labels = torch.randint(0, num_classes, (cfg.batch_size,), generator=rng)
-            cond = hot_conditioning(labels, num_classes).to(device)
-            z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng).to(device)
-            x = gen(z, cond)                                        # (B, C, H, W), unbounded
-            loss, terms, logits = recon_loss(tap, classifier, x, cond, cfg, gradnorm, rng)
-            if not torch.isfinite(loss):
-                bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-                raise FloatingPointError(
-                    f"reconstruction diverged at step {step + 1} (non-finite {bad or 'loss'}); "
-                    f"nothing was saved for this step. Lower lr (now {cfg.lr}) or the weights "
-                    f"of the non-finite terms and rerun")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            rec = {"step": step + 1, "loss": loss.item(), **{k: v.item() for k, v in terms.items()},
-                   "batch_accuracy": (logits.argmax(1) == cond.labels).float().mean().item()}
-            for k, v in rec.items():
-                history[k].append(v)
-            if progress:
-                bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['batch_accuracy']:.2f}")
-            done = step + 1
-            if checkpoint is not None and (done % checkpoint_every == 0 or done == cfg.steps):
-                save_checkpoint(checkpoint, kind="recon-partial", config=meta, tensors={
-                    "model": gen.state_dict(), "optimizer": opt.state_dict(),
-                    "rng": torch.get_rng_state(), "sample_rng": rng.get_state(),
-                    "history": history, "step": done,
-                    "seconds": seconds + time.perf_counter() - t0})
-            if callback is not None:
-                callback(rec)
-        seconds += time.perf_counter() - t0
+    meta = {"recon": _training_dict(cfg), "image_shape": list(image_shape),
+            "num_classes": num_classes}
+    gradnorm = PerSampleGradNorm(classifier) if cfg.weights.eta3 > 0 else None
+    history = fit_generator(
+        gen, opt, rng, lambda: reconstruction_step(gen, opt, tap, cfg, gradnorm, rng, device),
+        cfg.steps, classifier=classifier, keys=("loss", *RECON_TERMS, "batch_accuracy"),
+        kind="recon-partial", meta=meta, checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every, progress=progress, callback=callback,
+        desc=f"reconstruction (seed {cfg.seed})")
     tap.remove()
-    history["seconds"] = seconds
     return gen, history
 
 
@@ -470,7 +455,7 @@ def reconstruction_experiment(dataset: str, train_size: int, profile="quick", *,
     if ccfg.train_size is not None:
         train = train.subset(balanced_subset(train.y, ccfg.train_size, seed=ccfg.seed))
     train_x, test_x = train.images(), test.images()
-    gens, reports, columns = [], [], []
+    gens, reports = [], []
     for seed in range(n_generators or st["n_generators"]):
         cfg = recon_config(prof, seed)
         gen, hist = get_reconstructor(clf, cfg, device=device, progress=progress,
@@ -535,35 +520,30 @@ def step_time_ratio(dataset: str = "mnist", profile="quick", *, repeats: int = 5
     rcfg = recon_config(prof)
     shape = IMAGE_SHAPES[dataset]
     gcfg = replace(prof.generator_config(), batch_size=rcfg.batch_size, width=rcfg.width)
+    n = clf.model.num_classes
+    rng = torch.Generator().manual_seed(0)
+
+    def median_seconds(step):
+        t = []
+        for _ in range(repeats + 1):  # the first step warms up and is dropped
+            s = time.perf_counter()
+            step()
+            t.append(time.perf_counter() - s)
+        return float(np.median(t[1:]))
+
     times = {}
     with frozen(clf.model):
         tap = FeatureTap(clf.model)
-        gen = Generator(clf.model.num_classes, shape, gcfg).to(device)
+        gen = Generator(n, shape, gcfg).to(device)
         opt = torch.optim.Adam(gen.parameters())
-        rng = torch.Generator().manual_seed(0)
-        t = []
-        for _ in range(repeats + 1):
-            s = time.perf_counter()
-            inversion_step(gen, opt, tap, gcfg, rng, device)
-            t.append(time.perf_counter() - s)
-        times["inversion"] = float(np.median(t[1:]))
+        times["inversion"] = median_seconds(lambda: inversion_step(gen, opt, tap, gcfg, rng, device))
+        gn = PerSampleGradNorm(clf.model)
         for mode, k in (("reconstruction", rcfg.grad_samples), ("reconstruction_no_grad_term", 0)):
             cfg = replace(rcfg, grad_samples=k)
-            rgen = recon_generator(clf.model.num_classes, shape, cfg).to(device)
+            rgen = recon_generator(n, shape, cfg).to(device)
             ropt = torch.optim.Adam(rgen.parameters())
-            gn = PerSampleGradNorm(clf.model)
-            t = []
-            for _ in range(repeats + 1):
-                s = time.perf_counter()
-                labels = torch.randint(0, clf.model.num_classes, (cfg.batch_size,), generator=rng)
-                cond = hot_conditioning(labels, clf.model.num_classes).to(device)
-                x = rgen(torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng).to(device), cond)
-                loss, _, _ = recon_loss(tap, clf.model, x, cond, cfg, gn, rng)
-                ropt.zero_grad()
-                loss.backward()
-                ropt.step()
-                t.append(time.perf_counter() - s)
-            times[mode] = float(np.median(t[1:]))
+            times[mode] = median_seconds(
+                lambda: reconstruction_step(rgen, ropt, tap, cfg, gn, rng, device))
         tap.remove()
     return {"batch_size": rcfg.batch_size, "grad_samples": rcfg.grad_samples,
             "seconds_per_step": times,
