@@ -54,8 +54,8 @@ from tqdm.auto import tqdm
 from .cache import checkpoint_path, load_checkpoint, save_checkpoint
 from .classifier import Classifier, channel_stats
 from .config import ClassifierConfig, GeneratorConfig, check_dataset, to_dict
-from .data import ImageData
-from .errors import ConfigError, ShapeError
+from .data import CLASS_NAMES, IMAGE_SHAPES, ImageData, balanced_subset, load_dataset
+from .errors import CheckpointError, ConfigError, ShapeError
 from .generator import Generator
 from .inversion import FeatureTap, frozen, inversion_step
 from .metrics import generate
@@ -289,24 +289,20 @@ def get_garbage_classifier(cfg: OODConfig, *, device="cpu", progress=True, retra
 
     Returns ``(model, history, examples)``.
     """
-    from .data import load_dataset
-    from .data import balanced_subset
-
     conf = {"ood": to_dict(cfg)}
     ds = cfg.classifier.dataset
     path = checkpoint_path("ood", conf, ds)
-    train = load_dataset(ds, "train")
     if path.exists() and not retrain:
         st = load_checkpoint(path, kind="ood", config=conf)
-        model = Classifier(train.image_shape, train.num_classes + 1, cfg.classifier.dropout)
+        model = Classifier(IMAGE_SHAPES[ds], len(CLASS_NAMES[ds]) + 1, cfg.classifier.dropout)
         model.load_state_dict(st["model"])
         return (model.to(device).eval(), st["history"],
                 {int(e): v for e, v in st["examples"].items()})
     if not train_missing:
-        from .errors import CheckpointError
         raise CheckpointError(f"no cached garbage-class classifier for {ds} in {path.parent}; "
                               f"make it with notebooks/fig4_ood.ipynb (./run_all.sh) or "
                               f"`python -m netinv_core.bench ood --train {ds} --profile PROFILE`")
+    train = load_dataset(ds, "train")
     if cfg.classifier.train_size is not None:
         train = train.subset(balanced_subset(train.y, cfg.classifier.train_size,
                                              seed=cfg.classifier.seed))
@@ -437,7 +433,6 @@ def sklearn_photo_patches(shape, n: int = 500, seed: int = 0) -> torch.Tensor:
 def ood_sets_for(train_name: str, shape, n: int | None = None, seed: int = 0):
     """``(sets, skipped)``: converted test splits of every other dataset (``sets``: name ->
     images), and name -> reason for those whose files are unavailable."""
-    from .data import load_dataset
     from .errors import DataUnavailableError
 
     if train_name == "digits":
@@ -458,7 +453,6 @@ def run_ood(train_name: str, profile="quick", *, seeds=(0, 1, 2), device=None, p
     """Train (or load) the garbage-class and baseline classifiers for each seed and evaluate them
     on the in-distribution test set and every available OOD set. Returns per-seed results, their
     mean/std summary, and garbage examples of the first seed."""
-    from .data import load_dataset
     from .pipeline import _profile, classifier_config, default_device, get_classifier
 
     prof = _profile(profile)
