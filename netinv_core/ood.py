@@ -16,6 +16,11 @@ Training (``train_garbage_classifier``): an (N+1)-way classifier whose class N i
    in-distribution class size). When full, new samples replace uniformly chosen old ones
    (reservoir-style), so the set stays a mixture of noise and every epoch's inverted samples and
    memory stays constant. Images are stored as uint8, like the datasets.
+4. Optional (``selection="uncertain"``, the follow-up 2512.00229; default ``"all"`` = the paper):
+   generate ``candidates`` x ``inverted_per_epoch`` samples and add, per conditioning label, only
+   the ones the current classifier is most uncertain about, by the uncertainty of NOTES.md
+   UE(p) = 1 - sum_i (p_i - 1/K)^2 / sum_i (delta_ik - 1/K)^2,  k = argmax_i p_i,  K = N+1,
+   which is 0 for a one-hot p and 1 for the uniform p.
 
 Inference: a prediction of class N means out-of-distribution; otherwise the confidence on the
 in-distribution classes, max_{c<N} softmax(f(x))_c, is the second tier.
@@ -61,6 +66,7 @@ from .inversion import FeatureTap, frozen, inversion_step
 from .metrics import generate
 
 OOD_DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10")
+SELECTIONS = ("all", "uncertain")
 
 
 @dataclass(frozen=True)
@@ -72,14 +78,31 @@ class OODConfig:
     noise_init: int | None = None        # Gaussian-noise images to start with; None = mean class size
     inverted_per_epoch: int = 2000       # inverted samples added to the garbage class per epoch
     garbage_cap: int | None = None       # max garbage images; None = 2 x mean class size
+    selection: str = "all"               # "all" (the paper) | "uncertain" (step 4 of the module doc)
+    candidates: int = 1                  # "uncertain": candidates generated per sample kept
 
     def __post_init__(self):
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"selection={self.selection!r}; choose one of {SELECTIONS}")
+        if not isinstance(self.candidates, int) or self.candidates < 1:
+            raise ConfigError(f"candidates={self.candidates!r} must be an int >= 1")
+        if self.selection == "all" and self.candidates != 1:
+            raise ConfigError("candidates > 1 only makes sense with selection='uncertain'")
         for name in ("noise_init", "garbage_cap"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v <= 0):
                 raise ConfigError(f"{name}={v!r} must be a positive int or None (the default)")
         if not isinstance(self.inverted_per_epoch, int) or self.inverted_per_epoch < 0:
             raise ConfigError(f"inverted_per_epoch={self.inverted_per_epoch!r} must be an int >= 0")
+
+
+def _key_dict(cfg: OODConfig) -> dict:
+    """The config as checkpoint keys see it; the selection fields only when not the paper's
+    default, so checkpoints written before they existed stay valid."""
+    d = to_dict(cfg)
+    if cfg.selection == "all":
+        d.pop("selection"), d.pop("candidates")
+    return d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,6 +195,32 @@ def class_weights(counts: torch.Tensor) -> torch.Tensor:
     return torch.where(counts > 0, w, torch.zeros_like(w)).float()
 
 
+def uncertainty(probs: torch.Tensor) -> torch.Tensor:
+    """UE(p) = 1 - sum_i (p_i - 1/K)^2 / sum_i (delta_ik - 1/K)^2 with k = argmax p, for (B, K)
+    probabilities; the denominator is (K - 1) / K. 0 for a one-hot p, 1 for the uniform p."""
+    k = probs.shape[1]
+    return 1.0 - ((probs - 1.0 / k) ** 2).sum(1) / ((k - 1) / k)
+
+
+def select_uncertain(model, images: torch.Tensor, labels: torch.Tensor, n: int, device="cpu"):
+    """Keep ``n`` of ``images`` (float, [0, 1]), balanced over ``labels``: within each label the
+    ones with the highest ``uncertainty`` under ``model`` (ties broken by position)."""
+    with torch.no_grad():
+        was = model.training
+        model.eval()
+        ue = torch.cat([uncertainty(torch.softmax(model(images[i:i + 1000].to(device)), 1)).cpu()
+                        for i in range(0, len(images), 1000)])
+        model.train(was)
+    classes = torch.unique(labels)
+    per = [n // len(classes) + (1 if i < n % len(classes) else 0) for i in range(len(classes))]
+    keep = []
+    for c, m in zip(classes, per):
+        idx = torch.nonzero(labels == c).flatten()
+        keep.append(idx[torch.argsort(ue[idx], descending=True, stable=True)[:m]])
+    keep = torch.cat(keep)
+    return images[keep], labels[keep]
+
+
 def _add_to_garbage(garbage: torch.Tensor, new: torch.Tensor, cap: int, g: torch.Generator):
     """Append ``new`` (uint8) to ``garbage``; beyond ``cap``, overwrite uniformly chosen entries."""
     room = max(cap - len(garbage), 0)
@@ -217,7 +266,7 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
                                  "inversion_accuracy_last", "class_weight_garbage", "seconds")}
     examples: dict[int, torch.Tensor] = {0: garbage[:k].clone()}
     start = 0
-    conf = {"ood": to_dict(cfg)}
+    conf = {"ood": _key_dict(cfg)}
     if checkpoint is not None and Path(checkpoint).exists():
         st = load_checkpoint(checkpoint, kind="ood-partial", config=conf)
         model.load_state_dict(st["model"]); opt.load_state_dict(st["optimizer"])
@@ -257,11 +306,16 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
             accs = [inversion_step(gen, gopt, tap, gcfg, gen_rng, device)["batch_accuracy"]
                     for _ in tqdm(range(gcfg.steps), desc=f"inversion epoch {epoch + 1}",
                                   disable=not progress, leave=False)]
-        new, _ = generate(gen, cfg.inverted_per_epoch, seed=ccfg.seed * 1000 + epoch,
-                          keep_dropout=gcfg.dropout_at_generation)
+        new, new_labels = generate(gen, cfg.inverted_per_epoch * cfg.candidates,
+                                   seed=ccfg.seed * 1000 + epoch,
+                                   keep_dropout=gcfg.dropout_at_generation)
+        if cfg.selection == "uncertain":
+            new, new_labels = select_uncertain(model, new, new_labels, cfg.inverted_per_epoch,
+                                               device)
         new = _to_uint8(new)
         garbage = _add_to_garbage(garbage, new, cap, rng)
-        examples[epoch + 1] = new[:k].clone()
+        first = [torch.nonzero(new_labels == c).flatten()[:1] for c in range(k)]
+        examples[epoch + 1] = new[torch.cat(first)].clone()
         rec = {"epoch": epoch + 1, "loss": tot / n, "train_accuracy": correct / n,
                "garbage_size": len(garbage),
                "inversion_accuracy_last": float(np.mean(accs[-20:])) if accs else float("nan"),
@@ -289,7 +343,7 @@ def get_garbage_classifier(cfg: OODConfig, *, device="cpu", progress=True, retra
 
     Returns ``(model, history, examples)``.
     """
-    conf = {"ood": to_dict(cfg)}
+    conf = {"ood": _key_dict(cfg)}
     ds = cfg.classifier.dataset
     path = checkpoint_path("ood", conf, ds)
     if path.exists() and not retrain:

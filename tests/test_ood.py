@@ -128,3 +128,41 @@ def test_resuming_with_another_config_is_refused(digits, tmp_path):
     with pytest.raises(CheckpointError, match="another config"):
         train_garbage_classifier(replace(cfg, inverted_per_epoch=10), train, progress=False,
                                  checkpoint=ckpt)
+
+
+def test_uncertainty_by_hand():
+    from netinv_core.ood import uncertainty
+    p = torch.tensor([[1.0, 0, 0, 0], [0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0, 0]])
+    # K = 4: denominator 3/4; [.5,.5,0,0]: sum (p - 1/4)^2 = 2 * 1/16 + 2 * 1/16 = 1/4 -> 1 - 1/3
+    assert torch.allclose(uncertainty(p), torch.tensor([0.0, 1.0, 2 / 3]))
+
+
+def test_select_uncertain_keeps_the_most_uncertain_per_label():
+    from netinv_core.ood import select_uncertain
+
+    class Fixed(torch.nn.Module):  # logits = the first 3 pixels: image i is as uncertain as we say
+        def forward(self, x):
+            return x.flatten(1)[:, :3]
+
+    x = torch.zeros(6, 1, 2, 2)
+    x[:, 0, 0, 0] = torch.tensor([9.0, 0.0, 9.0, 1.0, 0.0, 9.0])  # label 0: 0, 2, 4; label 1: 1, 3, 5
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    kept, kept_labels = select_uncertain(Fixed(), x, labels, 2)
+    assert kept_labels.tolist() == [0, 1]
+    assert kept[0, 0, 0, 0] == 0.0 and kept[1, 0, 0, 0] == 0.0   # the uniform-logit images
+
+
+def test_uncertain_selection_trains_and_keeps_old_checkpoint_keys(digits):
+    from netinv_core.ood import _key_dict
+    train, _ = digits
+    cfg = _tiny_cfg()
+    assert "selection" not in _key_dict(cfg)               # caches from before the option stay valid
+    unc = replace(cfg, selection="uncertain", candidates=3)
+    assert _key_dict(unc)["selection"] == "uncertain"
+    _, hist, ex = train_garbage_classifier(replace(unc, classifier=replace(cfg.classifier, epochs=1)),
+                                           train, progress=False)
+    assert hist["garbage_size"] == [175] and len(ex[1]) == 11
+    with pytest.raises(ConfigError, match="selection"):
+        replace(cfg, selection="most")
+    with pytest.raises(ConfigError, match="candidates"):
+        replace(cfg, candidates=3)
