@@ -61,9 +61,16 @@ def run_notebook(path, params: dict | None = None, output=None, progress: bool =
     """Check ``params``, then execute ``path`` with papermill (cwd = the notebook's folder).
 
     The executed copy goes to ``output`` (default ``notebooks/executed/NAME``); returns its path.
+    Relative ``NETINV_DATA`` / ``NETINV_CACHE`` paths are made absolute first (from the caller's
+    working directory), since the kernel runs in the notebook's folder.
     """
+    import os
+
     import papermill
 
+    for var in ("NETINV_DATA", "NETINV_CACHE"):
+        if os.environ.get(var):
+            os.environ[var] = str(Path(os.environ[var]).expanduser().resolve())
     path = Path(path).resolve()
     params = dict(params or {})
     check_parameters(path, params)

@@ -119,3 +119,17 @@ def test_wrong_parameter_name_or_type_is_refused():
     with pytest.raises(ConfigError, match="steps=.*expected int"):
         check_parameters(nb, {"steps": "many"})
     check_parameters(nb, {"gamma": 3, "dataset": "digits"})  # int for a float is fine
+
+
+def test_relative_data_and_cache_paths_survive_the_notebook_cwd(tmp_path, monkeypatch):
+    import papermill
+    seen = {}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NETINV_DATA", "data")
+    monkeypatch.setenv("NETINV_CACHE", "cache")
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda *a, **k: seen.update(data=__import__("os").environ["NETINV_DATA"],
+                                                    cache=__import__("os").environ["NETINV_CACHE"]))
+    run_notebook(NOTEBOOK_DIR / "explore_inversion.ipynb", {}, output=tmp_path / "out.ipynb")
+    assert seen == {"data": str((tmp_path / "data").resolve()),
+                    "cache": str((tmp_path / "cache").resolve())}
