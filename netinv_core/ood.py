@@ -503,10 +503,12 @@ def ood_sets_for(train_name: str, shape, n: int | None = None, seed: int = 0):
 
 
 def run_ood(train_name: str, profile="quick", *, seeds=(0, 1, 2), device=None, progress=True,
-            train_missing=True) -> dict:
+            train_missing=True, adjust: Callable[[OODConfig], OODConfig] | None = None) -> dict:
     """Train (or load) the garbage-class and baseline classifiers for each seed and evaluate them
     on the in-distribution test set and every available OOD set. Returns per-seed results, their
-    mean/std summary, and garbage examples of the first seed."""
+    mean/std summary, and garbage examples of the first seed. ``adjust`` maps each seed's
+    ``ood_config`` to a variant (e.g. ``lambda c: replace(c, selection="uncertain", candidates=3)``);
+    the baselines stay the profile's classifiers."""
     from .pipeline import _profile, classifier_config, default_device, get_classifier
 
     prof = _profile(profile)
@@ -519,6 +521,7 @@ def run_ood(train_name: str, profile="quick", *, seeds=(0, 1, 2), device=None, p
     t0 = time.perf_counter()
     for seed in seeds:
         cfg = ood_config(train_name, prof, seed)
+        cfg = adjust(cfg) if adjust is not None else cfg
         model, hist, ex = get_garbage_classifier(cfg, device=device, progress=progress,
                                                  train_missing=train_missing)
         base = get_classifier(classifier_config(train_name, prof, seed=seed), device=device,

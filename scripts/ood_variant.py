@@ -9,16 +9,15 @@ the garbage score, the training history and the wall time. Trained models go to 
 """
 import argparse
 import json
+import re
 import time
 from dataclasses import replace
 
-from netinv_core.data import load_dataset
-from netinv_core.ood import evaluate_ood, get_garbage_classifier, ood_config, ood_sets_for
-from netinv_core.pipeline import classifier_config, get_classifier
+from netinv_core.ood import run_ood
 
 
-def variant_config(train: str, seed: int, variant: str):
-    cfg = ood_config(train, "quick", seed)
+def adjust(cfg, variant: str):
+    """The garbage-class config of ``variant``, from the profile's ``cfg``."""
     if variant == "default":
         return cfg
     if variant == "more":
@@ -27,7 +26,7 @@ def variant_config(train: str, seed: int, variant: str):
         return replace(cfg, selection="uncertain", candidates=3)
     if variant.startswith("epochs") and variant[6:].isdigit():
         return replace(cfg, classifier=replace(cfg.classifier, epochs=int(variant[6:])))
-    raise SystemExit(f"unknown variant {variant!r}; choose default, more, uncertain3 or epochsN")
+    raise ValueError(f"unknown variant {variant!r}; choose default, more, uncertain3 or epochsN")
 
 
 def main():
@@ -36,19 +35,18 @@ def main():
     ap.add_argument("seed", type=int)
     ap.add_argument("variant")
     args = ap.parse_args()
+    if not re.fullmatch(r"default|more|uncertain3|epochs\d+", args.variant):  # before any training
+        ap.error(f"unknown variant {args.variant!r}; choose default, more, uncertain3 or epochsN")
     t = time.time()
-    cfg = variant_config(args.train, args.seed, args.variant)
-    model, hist, _ = get_garbage_classifier(cfg, progress=False)
-    base = get_classifier(classifier_config(args.train, "quick", seed=args.seed), progress=False)
-    train, test = load_dataset(args.train, "train"), load_dataset(args.train, "test")
-    sets, _ = ood_sets_for(args.train, train.image_shape)
-    r = evaluate_ood(model, base.model, train, test, sets, seed=args.seed)
+    res = run_ood(args.train, "quick", seeds=(args.seed,), progress=False,
+                  adjust=lambda cfg: adjust(cfg, args.variant))
+    r = res["per_seed"][0]
     print(json.dumps({
         "train": args.train, "seed": args.seed, "variant": args.variant,
         "in_distribution_accuracy": r["in_distribution_accuracy"],
         "ood": {k: {"garbage_rate": v["garbage_rate"], "auroc": v["methods"]["garbage"]["auroc"],
                     "fpr95": v["methods"]["garbage"]["fpr95"]} for k, v in r["ood"].items()},
-        "history": hist, "seconds": time.time() - t}))
+        "history": res["histories"][0], "seconds": time.time() - t}))
 
 
 if __name__ == "__main__":

@@ -122,14 +122,18 @@ def test_wrong_parameter_name_or_type_is_refused():
 
 
 def test_relative_data_and_cache_paths_survive_the_notebook_cwd(tmp_path, monkeypatch):
+    import os
+
     import papermill
     seen = {}
+
+    def execute(*args, **kwargs):  # what the kernel would inherit
+        seen.update(data=os.environ["NETINV_DATA"], cache=os.environ["NETINV_CACHE"])
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NETINV_DATA", "data")
     monkeypatch.setenv("NETINV_CACHE", "cache")
-    monkeypatch.setattr(papermill, "execute_notebook",
-                        lambda *a, **k: seen.update(data=__import__("os").environ["NETINV_DATA"],
-                                                    cache=__import__("os").environ["NETINV_CACHE"]))
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
     run_notebook(NOTEBOOK_DIR / "explore_inversion.ipynb", {}, output=tmp_path / "out.ipynb")
     assert seen == {"data": str((tmp_path / "data").resolve()),
                     "cache": str((tmp_path / "cache").resolve())}
