@@ -24,8 +24,7 @@ for nb in "${notebooks[@]}"; do
   i=$((i + 1))
   name="$(basename "$nb" .ipynb)"
   executed="notebooks/executed/${name}.${PROFILE}.ipynb"
-  params=(-p profile "$PROFILE")
-  case "$name" in fig*) params+=(-p figures_dir "$FIGURES_DIR") ;; esac
+  params=(-p profile "$PROFILE" --figures-dir "$FIGURES_DIR")  # to each notebook that writes figures
   if [ "$PROFILE" = smoke ] && [ "$name" = explore_inversion ]; then params+=(-p dataset digits -p steps 5); fi
   echo "[run_all] ($i/${#notebooks[@]}) $name ..."
   start=$(date +%s)

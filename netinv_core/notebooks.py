@@ -97,13 +97,18 @@ def main(argv=None) -> int:
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="a Python literal, or a plain string")
     run.add_argument("--output", default=None)
+    run.add_argument("--figures-dir", default=None,
+                     help="sets the notebook's figures_dir parameter, if it has one")
     sub.add_parser("list", help="the notebooks run_all.sh runs, in order")
     args = parser.parse_args(argv)
     if args.cmd == "list":
         print("\n".join(str(NOTEBOOK_DIR / n) for n in NOTEBOOKS))
         return 0
+    params = {k: _literal(v) for k, v in args.parameter}
     try:
-        out = run_notebook(args.notebook, {k: _literal(v) for k, v in args.parameter}, args.output)
+        if args.figures_dir and "figures_dir" in notebook_parameters(args.notebook):
+            params.setdefault("figures_dir", str(Path(args.figures_dir).resolve()))
+        out = run_notebook(args.notebook, params, args.output)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -137,3 +137,18 @@ def test_relative_data_and_cache_paths_survive_the_notebook_cwd(tmp_path, monkey
     run_notebook(NOTEBOOK_DIR / "explore_inversion.ipynb", {}, output=tmp_path / "out.ipynb")
     assert seen == {"data": str((tmp_path / "data").resolve()),
                     "cache": str((tmp_path / "cache").resolve())}
+
+
+def test_figures_dir_reaches_every_notebook_that_writes_figures(tmp_path, monkeypatch):
+    import netinv_core.notebooks as nbmod
+    got = {}
+    monkeypatch.setattr(nbmod, "run_notebook",
+                        lambda path, params, output: got.__setitem__(path, params) or output)
+    for name in NOTEBOOKS:
+        assert nbmod.main(["run", str(NOTEBOOK_DIR / name), "-p", "profile", "smoke",
+                           "--figures-dir", str(tmp_path)]) == 0
+    writes = {n for n in NOTEBOOKS if "figures_dir" in notebook_parameters(NOTEBOOK_DIR / n)}
+    assert {"ablation.ipynb", "fig4_ood.ipynb"} <= writes
+    for name in NOTEBOOKS:
+        params = got[str(NOTEBOOK_DIR / name)]
+        assert params.get("figures_dir") == (str(tmp_path.resolve()) if name in writes else None)
