@@ -110,7 +110,7 @@ def _device_name(device) -> str:
 
 
 def bench_ood(train: str, profile: str, seeds=(0, 1, 2), device=None) -> dict:
-    from .ood import run_ood
+    from .ood_experiment import run_ood
     from .pipeline import default_device
 
     device = device or default_device()
@@ -136,7 +136,7 @@ def bench_ood(train: str, profile: str, seeds=(0, 1, 2), device=None) -> dict:
 
 def bench_reconstruction(dataset: str, train_size: int, profile: str, device=None) -> dict:
     from .pipeline import default_device
-    from .reconstruct import reconstruction_experiment, step_time_ratio, strip_record
+    from .figure5 import reconstruction_experiment, step_time_ratio, strip_record
 
     device = device or default_device()
     t0 = time.perf_counter()

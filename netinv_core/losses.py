@@ -15,9 +15,11 @@ Choices the paper leaves open (also in the README):
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import LossWeights
+from .errors import ConfigError
 
 
 def kl_loss(logits: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -63,3 +65,49 @@ def inversion_loss(logits: torch.Tensor, features: torch.Tensor, p: torch.Tensor
     total = (weights.alpha * terms["kl"] + weights.beta * terms["ce"]
              + weights.gamma * terms["cosine"] + weights.delta * terms["ortho"])
     return total, terms
+
+
+# ---------------------------------------------------------------------------------------------
+# the extra terms of L_Recon (Section 5.3, ``netinv_core.reconstruct``)
+
+def variation_loss(images: torch.Tensor) -> torch.Tensor:
+    """L_Var = 1/B sum_i sum_{c,h,w} (I_{h+1,w} - I_{h,w})^2 + (I_{h,w+1} - I_{h,w})^2."""
+    dh = (images[..., 1:, :] - images[..., :-1, :]).pow(2).flatten(1).sum(1)
+    dw = (images[..., :, 1:] - images[..., :, :-1]).pow(2).flatten(1).sum(1)
+    return (dh + dw).mean()
+
+
+def pixel_loss(images: torch.Tensor) -> torch.Tensor:
+    """L_Pix = 1/B sum_i sum_{c,h,w} max(0, -I) + max(0, I - 1)."""
+    return (F.relu(-images) + F.relu(images - 1)).flatten(1).sum(1).mean()
+
+
+class PerSampleGradNorm:
+    """``norms(x, y)`` = || grad_theta CE(f_theta(x_i), y_i) ||_2 for each i, differentiable in x.
+
+    Uses torch.func.vmap(grad(...)) over the model's parameters (taken as constants) with the
+    model in eval mode; the result backpropagates to ``x`` through ordinary autograd.
+    """
+
+    eps = 1e-12
+
+    def __init__(self, model: nn.Module):
+        from torch.func import functional_call, grad, vmap
+
+        self.model = model
+        params = {k: v.detach() for k, v in model.named_parameters()}
+        if not params:
+            raise ConfigError(f"{type(model).__name__} has no parameters: the gradient-norm term "
+                              f"needs a classifier with weights (set eta3=0 to drop the term)")
+        buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+        def loss(p, x, y):
+            return F.cross_entropy(functional_call(model, (p, buffers), (x[None],)), y[None])
+
+        self._grads = vmap(grad(loss), in_dims=(None, 0, 0))
+        self._params = params
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        g = self._grads(self._params, x, y)
+        # + eps: a saturated CE has an exactly zero gradient, and d sqrt(u)/du is infinite at 0
+        return (sum(v.flatten(1).pow(2).sum(1) for v in g.values()) + self.eps).sqrt()

@@ -1,4 +1,4 @@
-"""Out-of-distribution detection with a garbage class (paper Section 5.2; NOTES.md, 2505.23448).
+"""Out-of-distribution detection with a garbage class: the method (paper Section 5.2; NOTES.md, 2505.23448).
 
 Training (``train_garbage_classifier``): an (N+1)-way classifier whose class N is "garbage".
 
@@ -40,9 +40,8 @@ Metrics (OOD = positive class for AUROC and AUPR-OUT; in-distribution = positive
 AUROC, AUPR-IN, AUPR-OUT, and FPR95 = the share of OOD samples whose score is at or below the
 threshold that keeps 95% of the in-distribution test images (TPR on in-distribution = 95%).
 
-Image conversion between datasets (``convert_images``): grayscale -> RGB repeats the channel;
-RGB -> grayscale is the ITU-R 601 luma 0.299 R + 0.587 G + 0.114 B; sizes are matched by bilinear
-resizing with antialiasing (28 <-> 32). Any other channel count is an error.
+The experiment (which datasets, settings per profile, evaluation against the baselines, the
+tables) is ``netinv_core.ood_experiment``.
 """
 from __future__ import annotations
 
@@ -60,10 +59,11 @@ from .cache import checkpoint_path, load_checkpoint, save_checkpoint
 from .classifier import Classifier, channel_stats
 from .config import ClassifierConfig, GeneratorConfig, check_dataset, to_dict
 from .data import CLASS_NAMES, IMAGE_SHAPES, ImageData, balanced_subset, load_dataset
-from .errors import CheckpointError, ConfigError, ShapeError
+from .errors import CheckpointError, ConfigError
 from .generator import Generator
 from .inversion import FeatureTap, frozen, inversion_step
 from .metrics import generate
+
 
 OOD_DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10")
 SELECTIONS = ("all", "uncertain")
@@ -103,36 +103,6 @@ def _key_dict(cfg: OODConfig) -> dict:
     if cfg.selection == "all":
         d.pop("selection"), d.pop("candidates")
     return d
-
-
-# ---------------------------------------------------------------------------------------------
-# image conversion
-
-def convert_images(x: torch.Tensor, shape) -> torch.Tensor:
-    """Convert float images (B, C, H, W) in [0, 1] to ``shape`` = (C', H', W') (see module doc)."""
-    shape = tuple(shape)
-    if x.dim() != 4:
-        raise ShapeError(f"expected a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
-    c, tc = x.shape[1], shape[0]
-    if c not in (1, 3) or tc not in (1, 3):
-        raise ShapeError(f"can only convert between 1-channel (grayscale) and 3-channel (RGB) "
-                         f"images, got {c} -> {tc} channels; convert the data yourself first")
-    if c == 1 and tc == 3:
-        x = x.repeat(1, 3, 1, 1)
-    elif c == 3 and tc == 1:
-        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
-        x = (x * w).sum(1, keepdim=True)
-    if tuple(x.shape[-2:]) != shape[1:]:
-        x = F.interpolate(x, size=shape[1:], mode="bilinear", align_corners=False, antialias=True)
-    return x.clamp(0, 1)
-
-
-def as_ood_set(data: ImageData, shape, n: int | None = None, seed: int = 0) -> torch.Tensor:
-    """Up to ``n`` images of ``data`` (seeded choice), converted to ``shape``."""
-    idx = torch.arange(len(data))
-    if n is not None and n < len(data):
-        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
-    return convert_images(data.images(idx), shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,250 +340,8 @@ def get_garbage_classifier(cfg: OODConfig, *, device="cpu", progress=True, retra
     return model, history, examples
 
 
-# ---------------------------------------------------------------------------------------------
-# evaluation
-
-@torch.no_grad()
-def _logits_feats(model, x: torch.Tensor, device, batch_size: int = 1000):
-    model.eval()
-    lg, ft = [], []
-    for i in range(0, len(x), batch_size):
-        a, b = model.forward_features(x[i:i + batch_size].to(device))
-        lg.append(a.cpu())
-        ft.append(b.cpu())
-    return torch.cat(lg), torch.cat(ft)
-
-
-def evaluate_ood(garbage_model, baseline_model, train: ImageData, test: ImageData,
-                 ood_sets: dict[str, torch.Tensor], *, device="cpu",
-                 mahalanobis_fit: int = 10000, seed: int = 0) -> dict:
-    """Numbers for one training set: in-distribution accuracy, garbage rate per OOD set, the
-    paper's confidence claim, and AUROC / AUPR-IN / AUPR-OUT / FPR95 for the garbage score and
-    the MSP, energy and Mahalanobis baselines (``ood_sets``: name -> images already converted)."""
-    n_cls = test.num_classes
-    x_in = test.images()
-    lg_in, _ = _logits_feats(garbage_model, x_in, device)
-    pred_in = lg_in.argmax(1)
-    conf_in = torch.softmax(lg_in, 1)[:, :-1].max(1).values
-    kept_in = pred_in < n_cls
-    b_lg_in, b_ft_in = _logits_feats(baseline_model, x_in, device)
-    g = torch.Generator().manual_seed(seed)
-    fit_idx = torch.randperm(len(train), generator=g)[:mahalanobis_fit]
-    _, fit_ft = _logits_feats(baseline_model, train.images(fit_idx), device)
-    maha = Mahalanobis(fit_ft, train.y[fit_idx])
-    scores_in = {"garbage": garbage_score(lg_in), "msp": msp_score(b_lg_in),
-                 "energy": energy_score(b_lg_in), "mahalanobis": maha(b_ft_in)}
-    out = {"in_distribution_accuracy": (pred_in == test.y).float().mean().item(),
-           "baseline_accuracy": (b_lg_in.argmax(1) == test.y).float().mean().item(),
-           "in_distribution_garbage_rate": (~kept_in).float().mean().item(),
-           "least_confident_in_distribution": conf_in[kept_in].min().item() if kept_in.any() else None,
-           "ood": {}}
-    for name, x_out in ood_sets.items():
-        lg_out, _ = _logits_feats(garbage_model, x_out, device)
-        pred_out = lg_out.argmax(1)
-        conf_out = torch.softmax(lg_out, 1)[:, :-1].max(1).values
-        missed = pred_out < n_cls
-        b_lg_out, b_ft_out = _logits_feats(baseline_model, x_out, device)
-        scores_out = {"garbage": garbage_score(lg_out), "msp": msp_score(b_lg_out),
-                      "energy": energy_score(b_lg_out), "mahalanobis": maha(b_ft_out)}
-        most_conf = conf_out[missed].max().item() if missed.any() else None
-        least = out["least_confident_in_distribution"]
-        out["ood"][name] = {
-            "n": len(x_out),
-            "garbage_rate": (~missed).float().mean().item(),
-            "most_confident_misclassified_ood": most_conf,
-            "clear_threshold": (None if least is None else
-                                (most_conf is None or least > most_conf)),
-            "methods": {m: ood_metrics(scores_in[m], scores_out[m]) for m in scores_in},
-            # raw arrays for the histograms (dropped from the JSON record)
-            "confidence_in": conf_in[kept_in].numpy(), "confidence_out": conf_out[missed].numpy(),
-            "confidence_out_garbage": conf_out[~missed].numpy(),
-        }
-    return out
-
-
 def check_train_dataset(name: str) -> str:
     check_dataset(name)
     if name not in OOD_DATASETS and name != "digits":
         raise ConfigError(f"OOD training set {name!r} not supported; choose one of {OOD_DATASETS}")
     return name
-
-
-# ---------------------------------------------------------------------------------------------
-# the experiment: one training set, several seeds, every other dataset as OOD
-
-# Per-profile settings of the garbage training that the paper leaves open.
-OOD_SETTINGS = {
-    "smoke": {"gen_steps_per_epoch": 5, "inverted_per_epoch": 64, "ood_samples": 500},
-    "quick": {"gen_steps_per_epoch": 150, "inverted_per_epoch": 2000, "ood_samples": None},
-    "paper": {"gen_steps_per_epoch": 1000, "inverted_per_epoch": 10000, "ood_samples": None},
-}
-
-
-def ood_config(train_name: str, profile="quick", seed: int = 0) -> OODConfig:
-    """The garbage-class config for ``train_name``: the profile's classifier (epochs, seed) and
-    generator (width, batch) with ``OOD_SETTINGS`` for the per-epoch inversion."""
-    from dataclasses import replace
-
-    from .pipeline import _profile, classifier_config
-
-    prof = _profile(profile)
-    check_train_dataset(train_name)
-    st = OOD_SETTINGS[prof.name]
-    ccfg = classifier_config(train_name, prof, seed=seed)
-    gcfg = replace(prof.generator_config(seed=seed), steps=st["gen_steps_per_epoch"])
-    return OODConfig(classifier=ccfg, generator=gcfg, inverted_per_epoch=st["inverted_per_epoch"])
-
-
-def sklearn_photo_patches(shape, n: int = 500, seed: int = 0) -> torch.Tensor:
-    """``n`` random crops of scikit-learn's two embedded photographs (china.jpg, flower.jpg),
-    converted to ``shape``: real natural images that are always available offline (smoke OOD set)."""
-    from sklearn.datasets import load_sample_images
-
-    photos = [torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255
-              for im in load_sample_images().images]                        # (3, 427, 640)
-    g = torch.Generator().manual_seed(seed)
-    crops = []
-    for i in range(n):
-        ph = photos[i % len(photos)]
-        size = int(torch.randint(32, 128, (1,), generator=g))
-        y0 = int(torch.randint(0, ph.shape[1] - size, (1,), generator=g))
-        x0 = int(torch.randint(0, ph.shape[2] - size, (1,), generator=g))
-        crops.append(F.interpolate(ph[None, :, y0:y0 + size, x0:x0 + size], size=(32, 32),
-                                   mode="bilinear", antialias=True, align_corners=False)[0])
-    return convert_images(torch.stack(crops), shape)
-
-
-def ood_sets_for(train_name: str, shape, n: int | None = None, seed: int = 0):
-    """``(sets, skipped)``: converted test splits of every other dataset (``sets``: name ->
-    images), and name -> reason for those whose files are unavailable."""
-    from .errors import DataUnavailableError
-
-    if train_name == "digits":
-        return {"sklearn_photos": sklearn_photo_patches(shape, n or 500, seed)}, {}
-    sets, skipped = {}, {}
-    for name in OOD_DATASETS:
-        if name == train_name:
-            continue
-        try:
-            sets[name] = as_ood_set(load_dataset(name, "test"), shape, n, seed)
-        except DataUnavailableError as e:
-            skipped[name] = str(e)
-    return sets, skipped
-
-
-def run_ood(train_name: str, profile="quick", *, seeds=(0, 1, 2), device=None, progress=True,
-            train_missing=True, adjust: Callable[[OODConfig], OODConfig] | None = None) -> dict:
-    """Train (or load) the garbage-class and baseline classifiers for each seed and evaluate them
-    on the in-distribution test set and every available OOD set. Returns per-seed results, their
-    mean/std summary, and garbage examples of the first seed. ``adjust`` maps each seed's
-    ``ood_config`` to a variant (e.g. ``lambda c: replace(c, selection="uncertain", candidates=3)``);
-    the baselines stay the profile's classifiers."""
-    from .pipeline import _profile, classifier_config, default_device, get_classifier
-
-    prof = _profile(profile)
-    device = device or default_device()
-    check_train_dataset(train_name)
-    train, test = load_dataset(train_name, "train"), load_dataset(train_name, "test")
-    st = OOD_SETTINGS[prof.name]
-    sets, skipped = ood_sets_for(train_name, train.image_shape, st["ood_samples"])
-    per_seed, examples, histories = [], None, []
-    t0 = time.perf_counter()
-    for seed in seeds:
-        cfg = ood_config(train_name, prof, seed)
-        cfg = adjust(cfg) if adjust is not None else cfg
-        model, hist, ex = get_garbage_classifier(cfg, device=device, progress=progress,
-                                                 train_missing=train_missing)
-        base = get_classifier(classifier_config(train_name, prof, seed=seed), device=device,
-                              progress=progress, train_missing=train_missing)
-        res = evaluate_ood(model, base.model, train, test, sets, device=device, seed=seed)
-        res["seed"] = seed
-        per_seed.append(res)
-        histories.append(hist)
-        if examples is None:  # uint8 as stored -> float images in [0, 1] for plotting
-            examples = {e: v.float() / 255 for e, v in ex.items()}
-    return {"train": train_name, "profile": prof.name, "seeds": list(seeds),
-            "classes": list(train.classes), "ood_sets": sorted(sets), "skipped": skipped,
-            "per_seed": per_seed, "summary": summarize_ood(per_seed), "histories": histories,
-            "examples": examples, "seconds": time.perf_counter() - t0}
-
-
-def _ms(vals):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return {"mean": None, "std": None}
-    a = np.asarray(vals, dtype=np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
-
-
-def summarize_ood(per_seed: list[dict]) -> dict:
-    """Mean and std over seeds of every number ``evaluate_ood`` returns (the raw confidences are
-    dropped)."""
-    first = per_seed[0]
-    out = {k: _ms([r[k] for r in per_seed]) for k in
-           ("in_distribution_accuracy", "baseline_accuracy", "in_distribution_garbage_rate",
-            "least_confident_in_distribution")}
-    out["ood"] = {}
-    for name, o in first["ood"].items():
-        rows = [r["ood"][name] for r in per_seed]
-        out["ood"][name] = {
-            "garbage_rate": _ms([r["garbage_rate"] for r in rows]),
-            "most_confident_misclassified_ood": _ms([r["most_confident_misclassified_ood"]
-                                                     for r in rows]),
-            "clear_threshold_seeds": sum(bool(r["clear_threshold"]) for r in rows),
-            "methods": {m: {k: _ms([r["methods"][m][k] for r in rows]) for k in v}
-                        for m, v in o["methods"].items()},
-        }
-    out["n_seeds"] = len(per_seed)
-    return out
-
-
-def record(result: dict) -> dict:
-    """A JSON-able record of ``run_ood`` output (raw confidences and images dropped)."""
-    def strip(r):
-        r = dict(r)
-        r["ood"] = {k: {kk: vv for kk, vv in v.items() if not kk.startswith("confidence_")}
-                    for k, v in r["ood"].items()}
-        return r
-    keep = {k: v for k, v in result.items() if k not in ("per_seed", "examples")}
-    keep["per_seed"] = [strip(r) for r in result["per_seed"]]
-    return keep
-
-
-def paper_table(records: dict[str, dict]) -> dict:
-    """The 4x4 table of NOTES.md from ``{train_name: record}``: rows = trained on, columns =
-    tested on; diagonal = in-distribution accuracy, off-diagonal = share sent to garbage
-    (mean over seeds, percent). Cells not run or without data are None."""
-    table = {}
-    for row in OOD_DATASETS:
-        r = records.get(row)
-        table[row] = {}
-        for col in OOD_DATASETS:
-            if r is None:
-                table[row][col] = None
-            elif col == row:
-                table[row][col] = 100 * r["summary"]["in_distribution_accuracy"]["mean"]
-            elif col in r["summary"]["ood"]:
-                table[row][col] = 100 * r["summary"]["ood"][col]["garbage_rate"]["mean"]
-            else:
-                table[row][col] = None
-    return table
-
-
-def format_ood_table(rec: dict) -> str:
-    """A plain-text table of one training set's record: per OOD set and method, mean ± std."""
-    s = rec["summary"]
-    pm = lambda d, f="{:.4f}": "n/a" if d["mean"] is None else (f.format(d["mean"]) + " ± " + f.format(d["std"]))  # noqa: E731
-    lines = [f"trained on {rec['train']} ({rec['profile']}, {s['n_seeds']} seeds): in-distribution "
-             f"accuracy {pm(s['in_distribution_accuracy'])} (baseline {pm(s['baseline_accuracy'])}), "
-             f"least confident kept ID {pm(s['least_confident_in_distribution'])}",
-             f"{'OOD set':13s} {'method':12s} {'AUROC':>17s} {'AUPR-IN':>17s} {'AUPR-OUT':>17s} "
-             f"{'FPR95':>17s}"]
-    for name, o in s["ood"].items():
-        lines.append(f"{name:13s} garbage rate {pm(o['garbage_rate'])}; most confident kept OOD "
-                     f"{pm(o['most_confident_misclassified_ood'])}; clear threshold in "
-                     f"{o['clear_threshold_seeds']}/{s['n_seeds']} seeds")
-        for m, v in o["methods"].items():
-            lines.append(f"{'':13s} {m:12s} " + " ".join(f"{pm(v[k]):>17s}" for k in
-                                                        ("auroc", "aupr_in", "aupr_out", "fpr95")))
-    return "\n".join(lines)

@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import replace
 
-from netinv_core.ood import run_ood
+from netinv_core.ood_experiment import run_ood
 
 
 def adjust(cfg, variant: str):

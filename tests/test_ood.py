@@ -8,9 +8,9 @@ import torch
 
 from netinv_core.config import ClassifierConfig, GeneratorConfig
 from netinv_core.errors import ConfigError, ShapeError
-from netinv_core.ood import (Mahalanobis, OODConfig, _add_to_garbage, class_weights, convert_images,
-                             energy_score, garbage_score, msp_score, ood_metrics, ood_sets_for,
-                             train_garbage_classifier)
+from netinv_core.ood import (Mahalanobis, OODConfig, _add_to_garbage, class_weights, energy_score,
+                             garbage_score, msp_score, ood_metrics, train_garbage_classifier)
+from netinv_core.ood_experiment import convert_images, ood_sets_for
 
 from conftest import params_of
 

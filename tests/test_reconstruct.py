@@ -5,10 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from netinv_core.errors import ConfigError
-from netinv_core.reconstruct import (PerSampleGradNorm, ReconConfig, ReconWeights, match_report,
-                                     ncc_nearest, pixel_loss, size_matched_pools, ssim,
-                                     subset_classifier_config, train_reconstructor,
-                                     variation_loss)
+from netinv_core.config import ReconConfig, ReconWeights
+from netinv_core.figure5 import subset_classifier_config
+from netinv_core.losses import PerSampleGradNorm, pixel_loss, variation_loss
+from netinv_core.reconstruct import (match_report, ncc_nearest, size_matched_pools, ssim,
+                                     train_reconstructor)
 
 from conftest import params_of
 
