@@ -34,4 +34,11 @@ for nb in "${notebooks[@]}"; do
   fi
   echo "[run_all] ($i/${#notebooks[@]}) $name done in $(( $(date +%s) - start )) s"
 done
+# The claims ledger: figures/claims.json and the README's Claims table, from the JSON just written
+# (the smoke profile's digits-only JSON has none of the datasets the claims are about).
+if [ "$PROFILE" != smoke ]; then
+  readme=README.md
+  [ "$FIGURES_DIR" = "$(pwd)/figures" ] || readme=""   # only the committed figures update the README
+  "$NETINV_PY" -m netinv_core.claims --figures-dir "$FIGURES_DIR" --readme "$readme"
+fi
 echo "[run_all] all ${#notebooks[@]} notebooks done; figures in $FIGURES_DIR"

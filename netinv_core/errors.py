@@ -19,3 +19,8 @@ class CheckpointError(NetinvError, RuntimeError):
 
 class ShapeError(NetinvError, ValueError):
     """An image or feature shape that the classifier or generator cannot take."""
+
+
+class ClaimSourceError(NetinvError, LookupError):
+    """A claim of the ledger (``netinv_core.claims``) reads a figure JSON or a path in it that is
+    not there; the message names the claim, the file and the command that regenerates it."""

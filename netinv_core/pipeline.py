@@ -88,15 +88,20 @@ def get_classifier(cfg: ClassifierConfig, *, device=None, progress=True, retrain
 
 def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, progress=True,
                   checkpoint_every: int = 100, eval_samples: int = 1000, retrain=False,
-                  train_missing: bool = True) -> Trained:
+                  train_missing: bool = True, feature_layer: str | None = None) -> Trained:
     """A generator inverting ``classifier`` for ``cfg``: cached, resumed, or trained and cached.
 
     Its metrics are ``metrics.inversion_report`` on ``eval_samples`` fresh samples plus
-    ``generator_seconds`` (wall time of generator training alone).
+    ``generator_seconds`` (wall time of generator training alone). ``feature_layer`` names the
+    classifier layer of the cosine and orthogonality terms (default: the classifier's own,
+    ``"penultimate"``, after the activation; ``"penultimate.0"`` is the linear layer before it);
+    the metrics' feature numbers use the same layer. A non-default layer is part of the cache key.
     """
     device = device or default_device()
     ccfg: ClassifierConfig = classifier.config
     conf = {"classifier": to_dict(ccfg), "generator": to_dict(cfg), "eval_samples": eval_samples}
+    if feature_layer is not None and feature_layer != getattr(classifier.model, "feature_layer", None):
+        conf["feature_layer"] = feature_layer
     path = checkpoint_path("generator", conf, ccfg.dataset)
     shape = IMAGE_SHAPES[ccfg.dataset]
     num_classes = classifier.model.num_classes
@@ -110,10 +115,11 @@ def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, pro
                               f"{path.parent}; " + MISSING_HINT.format(dataset=ccfg.dataset))
     partial = path.with_suffix(".partial.pt")
     gen, history = train_generator(classifier.model, cfg, shape, device=device, checkpoint=partial,
-                                   checkpoint_every=checkpoint_every, progress=progress)
+                                   checkpoint_every=checkpoint_every, progress=progress,
+                                   feature_layer=feature_layer)
     test = load_dataset(ccfg.dataset, "test")
     metrics = inversion_report(classifier.model, gen, test, n=eval_samples, device=device,
-                               keep_dropout=cfg.dropout_at_generation)
+                               keep_dropout=cfg.dropout_at_generation, feature_layer=feature_layer)
     metrics["generator_seconds"] = history["seconds"]
     metrics["torch_threads"] = torch.get_num_threads()
     metrics["device"] = torch.cuda.get_device_name(0) if str(device).startswith("cuda") else "cpu"
@@ -126,9 +132,9 @@ def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, pro
 
 def profile_generators(dataset: str, profile="quick", *, conditioning=None, weights=None,
                        n_generators=None, device=None, progress=True, train_missing=True,
-                       seeds=None, **gen_overrides):
+                       seeds=None, feature_layer=None, **gen_overrides):
     """The classifier and the profile's ``n_generators`` independently seeded generators
-    (seeds 0..n-1, or ``seeds``)."""
+    (seeds 0..n-1, or ``seeds``); ``feature_layer`` as in ``get_generator``."""
     prof = _profile(profile)
     clf = get_classifier(classifier_config(dataset, prof), device=device, progress=progress,
                          train_missing=train_missing)
@@ -142,5 +148,6 @@ def profile_generators(dataset: str, profile="quick", *, conditioning=None, weig
         cfg = replace(prof.generator_config(seed=seed), **overrides)
         gens.append(get_generator(clf, cfg, device=device, progress=progress,
                                   checkpoint_every=prof.checkpoint_every,
-                                  eval_samples=prof.eval_samples, train_missing=train_missing))
+                                  eval_samples=prof.eval_samples, train_missing=train_missing,
+                                  feature_layer=feature_layer))
     return clf, gens

@@ -1,0 +1,142 @@
+"""The claims ledger: committed figures/claims.json, the README table, its sources, its errors."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from netinv_core import claims as C
+from netinv_core.errors import ClaimSourceError
+
+FIGURES = C.REPO / "figures"
+
+
+@pytest.fixture(scope="module")
+def committed():
+    return json.loads((FIGURES / "claims.json").read_text())
+
+
+def _resolve(pointer: str):
+    name, _, path = pointer.partition("#")
+    obj = json.loads((FIGURES / name).read_text())
+    for key in [k for k in path.split("/") if k]:
+        obj = obj[int(key)] if isinstance(obj, list) else obj[key]
+    return obj
+
+
+def test_readme_table_matches_claims_json(committed):
+    text = (C.REPO / "README.md").read_text()
+    m = re.search(re.escape(C.BEGIN) + r"\n(.*)\n" + re.escape(C.END), text, re.S)
+    assert m, "README has no claims markers"
+    assert m.group(1) == C.render_table(committed), (
+        "README Claims table differs from figures/claims.json: run `python -m netinv_core.claims`")
+
+
+def test_every_source_exists_in_committed_json(committed):
+    for row in committed["claims"]:
+        for pointer in row["source"]:
+            try:
+                _resolve(pointer)
+            except (KeyError, IndexError, ValueError, FileNotFoundError) as e:
+                pytest.fail(f"claim {row['id']}: source {pointer} is not in the committed JSON "
+                            f"({type(e).__name__}: {e}); rerun `python -m netinv_core.claims`")
+
+
+def test_rows_complete(committed):
+    rows = committed["claims"]
+    assert len(rows) >= 15
+    assert len({r["id"] for r in rows}) == len(rows)
+    for r in rows:
+        assert set(r) >= {"id", "section", "claim", "verdict", "evidence", "seeds", "source", "command"}
+        assert r["verdict"] in C.VERDICTS
+        assert r["evidence"]
+        if r["verdict"] not in ("not run", "inconclusive"):
+            assert r["seeds"] >= C.MIN_SEEDS, r["id"]
+            assert r["source"], r["id"]
+            assert r["command"], r["id"]
+
+
+def test_ledger_is_recomputed_from_the_json(tmp_path):
+    """build() reads the numbers: changing one in a copy of the figures changes the verdict."""
+    shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
+    before = {r["id"]: r for r in C.build(tmp_path / "figs")["claims"]}
+    path = tmp_path / "figs" / "fig4_ood.json"
+    d = json.loads(path.read_text())
+    d["runs"]["mnist"]["summary"]["ood"]["fashionmnist"]["garbage_rate"]["mean"] = 0.2
+    path.write_text(json.dumps(d))
+    after = {r["id"]: r for r in C.build(tmp_path / "figs")["claims"]}
+    assert after["ood_mnist_to_fashionmnist"]["verdict"] == "refuted"
+    assert "20.0" in after["ood_mnist_to_fashionmnist"]["evidence"]
+    assert before["ood_mnist_to_cifar10"] == after["ood_mnist_to_cifar10"]
+
+
+def test_missing_source_names_claim_and_file(tmp_path):
+    shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
+    path = tmp_path / "figs" / "ablation.json"
+    d = json.loads(path.read_text())
+    for row in d["datasets"]["mnist"]["summary"]:
+        row.pop("feature_cosine_inverted_std")
+    path.write_text(json.dumps(d))
+    with pytest.raises(ClaimSourceError) as e:
+        C.build(tmp_path / "figs")
+    msg = str(e.value)
+    assert "label_conditioning" in msg and "ablation.json" in msg
+    assert "feature_cosine_inverted_std" in msg and "notebooks/ablation.ipynb" in msg
+
+
+def test_missing_file_names_claim_and_file(tmp_path):
+    shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
+    (tmp_path / "figs" / "fig5_reconstruction.json").unlink()
+    with pytest.raises(ClaimSourceError, match=r"reconstruction_training_like.*fig5_reconstruction\.json"):
+        C.build(tmp_path / "figs")
+
+
+def test_readme_without_markers_is_an_error():
+    with pytest.raises(ClaimSourceError, match="markers"):
+        C.update_readme("# no table here\n", "| a |")
+    text = f"x\n{C.BEGIN}\nold\n{C.END}\ny\n"
+    assert C.update_readme(text, "new") == f"x\n{C.BEGIN}\nnew\n{C.END}\ny\n"
+
+
+def test_rules():
+    assert C.effect_size(0.6, 0.01, 0.7, 0.01) == pytest.approx(10.0)
+    assert C.diversity_verdict([5.0, 3.0]) == "supported"
+    assert C.diversity_verdict([0.5, -2.0]) == "refuted"
+    assert C.diversity_verdict([5.0, 0.5]) == "partly"
+    assert C.combine(["supported", "supported"]) == "supported"
+    assert C.combine(["supported", "refuted"]) == "partly"
+    assert C.combine(["refuted", "inconclusive"]) == "refuted"
+    assert C.combine(["not run", "refuted"]) == "refuted"
+
+
+def test_fewer_than_three_seeds_is_inconclusive(tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "CLAIMS", [("x", "1", "a claim", lambda src: ("supported", "n = 1", 1)),
+                                      ("y", "1", "b claim", lambda src: ("refuted", "n = 3", 3))])
+    rows = C.build(tmp_path)["claims"]
+    assert rows[0]["verdict"] == "inconclusive" and "fewer than 3" in rows[0]["evidence"]
+    assert rows[1]["verdict"] == "refuted"
+
+
+def test_calibrated_clusters_tell_generators_from_a_gaussian():
+    """Two well-separated groups per class beat the Gaussian null and give ARI 1 against the
+    groups; a single Gaussian blob does not beat it (the fair test's building blocks)."""
+    from netinv_core.interpret import calibrated_clusters, clusters_fair_verdict
+
+    rng = np.random.default_rng(0)
+    n, dim = 80, 16
+    labels = np.repeat(np.arange(3), 2 * n)
+    groups = np.tile(np.repeat([0, 1], n), 3)
+    centers = rng.normal(size=(3, 2, dim)) * 3 + 10
+    two = centers[labels, groups] + rng.normal(size=(len(labels), dim))
+    res = calibrated_clusters(two, labels, groups, n_null=4, k_max=4)
+    assert res["classes_above_null"] == 3
+    assert res["ari_k_groups_mean"] > 0.95
+    blob = rng.normal(size=(len(labels), dim)) + 10
+    res1 = calibrated_clusters(blob, labels, n_null=4, k_max=4)
+    assert res1["classes_above_null"] <= 1
+    assert clusters_fair_verdict(res1, res) == "supported as generator clusters"
+    assert clusters_fair_verdict(res, res) == "supported"
+    assert clusters_fair_verdict(res1, {**res1, "ari_mean": 0.0, "ari_k_groups_mean": 0.0}) == "refuted"
