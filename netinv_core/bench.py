@@ -18,10 +18,13 @@ garbage score and the MSP / energy / Mahalanobis baselines (mean ± std), and th
 
     python -m netinv_core.bench ood --train mnist --profile quick --seeds 0 1 2
 
-``reconstruction``: Section 5.3 for one training-set size: SSIM of reconstructions to their
-nearest training vs held-out test image, distinct matches, the plain-inversion control, and the
-step-time ratio of a reconstruction step (with the per-sample gradient-norm term) to an inversion
-step at the same batch size.
+``reconstruction``: Section 5.3 for one training-set size (``netinv_core.recon_metrics``):
+label_accuracy (attacked classifier), verifier_accuracy (an independent MLP judge) and nn_accuracy
+(1-NN by NCC), ncc_train / ncc_test and SSIM to the nearest training / held-out image, train_closer
+with its permutation p-value, all pooled over the generators and per generator, the same for plain
+inversion and for the baselines all_black / class_mean / wrong_class / noise / real_test, and
+step_time_ratio (a reconstruction step with the per-sample gradient-norm term over an inversion
+step at the same batch size, on the same classifier).
 
     python -m netinv_core.bench reconstruction --dataset mnist --train-size 1000 --profile quick
 
@@ -142,8 +145,9 @@ def bench_reconstruction(dataset: str, train_size: int, profile: str, device=Non
     t0 = time.perf_counter()
     rec = strip_record(reconstruction_experiment(dataset, train_size, profile, device=device,
                                                  progress=False))
-    ratio = step_time_ratio(dataset, profile, device=device)
+    ratio = step_time_ratio(dataset, profile, device=device, train_size=train_size)
     return {"benchmark": "reconstruction", **rec, "step_time": ratio,
+            "step_time_ratio": ratio["ratio_reconstruction_to_inversion"],
             "seconds": time.perf_counter() - t0, "device": _device_name(device),
             "torch_threads": torch.get_num_threads()}
 

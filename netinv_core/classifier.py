@@ -40,7 +40,7 @@ class Classifier(nn.Module):
     feature_layer = FEATURE_LAYER
 
     def __init__(self, in_shape=(1, 28, 28), num_classes: int = 10, dropout: float = 0.3,
-                 mean=None, std=None):
+                 mean=None, std=None, pool: str = "max"):
         super().__init__()
         c, h, w = in_shape
         if h % 4 or w % 4:
@@ -52,9 +52,12 @@ class Classifier(nn.Module):
         self.register_buffer("mean", mean.expand(c).reshape(c, 1, 1).clone())
         self.register_buffer("std", std.expand(c).reshape(c, 1, 1).clone())
         act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+        if pool not in ("max", "avg"):
+            raise ShapeError(f"pool={pool!r}: choose 'max' (the paper's classifier) or 'avg'")
+        pooling = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}[pool]   # no parameters either way
         self.body = nn.Sequential(
-            nn.Conv2d(c, 32, 3, padding=1), nn.BatchNorm2d(32), act(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), act(), nn.MaxPool2d(2),
+            nn.Conv2d(c, 32, 3, padding=1), nn.BatchNorm2d(32), act(), pooling(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), act(), pooling(2),
             nn.Dropout(dropout),
             nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), act(),
         )
@@ -104,8 +107,9 @@ def evaluate(model: nn.Module, data: ImageData, device="cpu", batch_size: int = 
 
 def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
                      checkpoint: str | Path | None = None, progress: bool = True,
-                     callback: Callable[[dict], None] | None = None):
+                     callback: Callable[[dict], None] | None = None, pool: str = "max"):
     """Train the classifier with Adam and cross-entropy; returns ``(model, history)``.
+    ``pool`` = "avg" swaps the max pooling for average pooling (a leakage variant of Section 5.3).
 
     With ``checkpoint`` set, the state after every epoch is written there atomically, and a run
     that finds a partial checkpoint for the same config resumes after its last finished epoch.
@@ -113,7 +117,8 @@ def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
     """
     torch.manual_seed(cfg.seed)
     mean, std = channel_stats(train)
-    model = Classifier(train.image_shape, train.num_classes, cfg.dropout, mean, std).to(device)
+    model = Classifier(train.image_shape, train.num_classes, cfg.dropout, mean, std,
+                       pool=pool).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     history = {"epoch": [], "loss": [], "train_accuracy": [], "seconds": []}

@@ -146,6 +146,9 @@ class ReconWeights:
             object.__setattr__(self, f.name, _check_weight(f.name, getattr(self, f.name)))
 
 
+PERTURBATIONS = ("uniform", "sign")   # ReconConfig.perturbation
+
+
 @dataclass(frozen=True)
 class ReconConfig:
     """The reconstruction generator (vector-matrix architecture, hot conditioning, linear output)."""
@@ -165,8 +168,18 @@ class ReconConfig:
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
+    # "uniform": u ~ U[-eps, eps]^d; "sign": u = eps * sign(N(0, I)), the lab code's random sign
+    # noise (REPRODUCTION_GAPS R-b: eps about 0.31-0.37 on [0, 1]).
+    perturbation: str = "uniform"
+    # dropout of the last hidden block (the map that feeds the linear output conv); None = dropout
+    dropout_last: float | None = None
 
     def __post_init__(self):
+        if self.perturbation not in PERTURBATIONS:
+            raise ConfigError(f"unknown perturbation {self.perturbation!r}; choose one of "
+                              f"{list(PERTURBATIONS)}")
+        if self.dropout_last is not None and not 0 <= self.dropout_last < 1:
+            raise ConfigError(f"dropout_last={self.dropout_last!r} must be None or in [0, 1)")
         if isinstance(self.weights, dict):
             object.__setattr__(self, "weights", ReconWeights(**self.weights))
         e = self.epsilon

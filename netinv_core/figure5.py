@@ -1,5 +1,6 @@
 """Figure 5 (paper, Section 5.3): training-like data reconstruction on classifiers trained on
-subsets of the training split, against plain inversion and a size-matched held-out control.
+subsets of the training split, scored by the calibrated metrics of ``netinv_core.recon_metrics``
+against plain inversion, trivial baselines and a size-matched held-out control.
 
 The method (L_Recon, the reconstruction generator, SSIM / NCC matching) is
 ``netinv_core.reconstruct``; its extra loss terms are in ``netinv_core.losses`` and its weights
@@ -15,13 +16,13 @@ import numpy as np
 import torch
 
 from .config import ClassifierConfig, ReconConfig
-from .data import IMAGE_SHAPES, balanced_subset, load_dataset
+from .data import IMAGE_SHAPES, load_dataset
 from .errors import ConfigError
 from .generator import Generator
 from .inversion import FeatureTap, frozen, inversion_step
 from .metrics import generate
 from .pipeline import _profile, classifier_config, get_classifier, get_generator
-from .reconstruct import (PerSampleGradNorm, get_reconstructor, match_report, reconstruct,
+from .reconstruct import (DEFAULT_SAMPLING, PerSampleGradNorm, get_reconstructor,
                           recon_generator, reconstruction_step)
 
 
@@ -78,75 +79,87 @@ def _strip(rep: dict) -> dict:
 
 
 def reconstruction_experiment(dataset: str, train_size: int, profile="quick", *, device="cpu",
-                              progress=True, train_missing=True, n_generators=None) -> dict:
+                              progress=True, train_missing=True, n_generators=None,
+                              sampling: str = DEFAULT_SAMPLING) -> dict:
     """Classifier on ``train_size`` images; ``n_generators`` reconstruction generators and one
-    plain-inversion generator (Section 3 losses) on it; the match report of each against the
-    classifier's own training images and the size-matched held-out control.
+    plain-inversion generator (Section 3 losses) on it; the calibrated metrics of
+    ``recon_metrics`` (label / verifier / 1-NN accuracy, NCC and SSIM to the nearest training and
+    held-out image, train_closer with its permutation p-value) for each generator, for all
+    generators' reconstructions pooled (the top-level keys), for plain inversion and for the
+    trivial ``baselines``. Reconstructions are sampled in ``sampling`` mode
+    (``recon_attempts.SAMPLING_MODES``); every generator also records its label accuracy in every
+    mode (``sampling_modes``).
     """
+    from .recon_attempts import sample, sampling_modes_report
+    from .recon_metrics import METRIC_KEYS, make_judge
+
     prof = _profile(profile)
     st = RECON_SETTINGS[prof.name]
     t0 = time.perf_counter()
     ccfg = subset_classifier_config(dataset, train_size, prof)
     clf = get_classifier(ccfg, device=device, progress=progress, train_missing=train_missing)
-    train, test = load_dataset(dataset, "train"), load_dataset(dataset, "test")
-    if ccfg.train_size is not None:
-        train = train.subset(balanced_subset(train.y, ccfg.train_size, seed=ccfg.seed))
-    train_x, test_x = train.images(), test.images()
+    judge = make_judge(clf.model, dataset, ccfg.train_size, attacked_seed=ccfg.seed, device=device)
     gens, reports = [], []
     for seed in range(n_generators or st["n_generators"]):
         cfg = recon_config(prof, seed)
         gen, hist = get_reconstructor(clf, cfg, device=device, progress=progress,
                                       train_missing=train_missing)
-        x, y, oor = reconstruct(gen, st["n_per_class"], seed=1000 + seed,
-                                keep_dropout=cfg.dropout_at_generation)
-        with torch.no_grad():
-            acc = (clf.model(x.to(device)).argmax(1).cpu() == y).float().mean().item()
-        rep = match_report(x, y, train_x, train.y, test_x, test.y, seed=seed)
-        rep.update(seed=seed, accuracy=acc, raw_out_of_range_share=oor,
-                   generator_seconds=hist["seconds"])
+        x, y, oor = sample(gen, st["n_per_class"], mode=sampling, seed=1000 + seed)
+        rep = judge.metrics(x, y, with_matches=True)
+        rep.update(seed=seed, raw_out_of_range_share=oor, generator_seconds=hist["seconds"],
+                   sampling_modes=sampling_modes_report(gen, clf.model, st["n_per_class"],
+                                                        1000 + seed, device))
         reports.append(rep)
         gens.append((x, y))
+    pooled = judge.metrics(torch.cat([g[0] for g in gens]), torch.cat([g[1] for g in gens]))
     # control: plain inversion (Section 3 losses, the profile's Figure 2 generator) on the same
     # classifier
     icfg = prof.generator_config(seed=0)
     inv = get_generator(clf, icfg, device=device, progress=progress,
                         checkpoint_every=prof.checkpoint_every, eval_samples=prof.eval_samples,
                         train_missing=train_missing)
-    xi, yi = generate(inv.model, st["n_per_class"] * clf.model.num_classes,
-                      labels=torch.arange(clf.model.num_classes).repeat_interleave(st["n_per_class"]),
+    n_cls = clf.model.num_classes
+    xi, yi = generate(inv.model, st["n_per_class"] * n_cls,
+                      labels=torch.arange(n_cls).repeat_interleave(st["n_per_class"]),
                       seed=999, keep_dropout=icfg.dropout_at_generation)
-    inv_rep = match_report(xi, yi, train_x, train.y, test_x, test.y, seed=0)
-    inv_rep["accuracy"] = inv.metrics["inversion_accuracy"]
+    inv_rep = judge.metrics(xi, yi, with_matches=True)
+    baselines = judge.baselines(st["n_per_class"])
 
     def agg(key, sub=None):
         vals = [r[key][sub] if sub else r[key] for r in reports]
         return {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0}
 
-    summary = {"ssim_train_mean": agg("ssim_train", "mean"), "ssim_test_mean": agg("ssim_test", "mean"),
-               "ssim_train_median": agg("ssim_train", "median"),
-               "ssim_test_median": agg("ssim_test", "median"),
-               "share_train_closer": agg("share_train_closer"), "accuracy": agg("accuracy"),
-               **{f"distinct_{w}_ssim_gt_{t}": agg(f"distinct_{w}_ssim_gt_{t}")
-                  for w in ("train", "test") for t in (0.4, 0.5)}}
-    return {"dataset": dataset, "train_size": len(train), "profile": prof.name,
+    summary = {k: agg(k) for k in METRIC_KEYS if k != "train_closer"}
+    summary["train_closer_share"] = agg("train_closer", "share")
+    train_x = judge.data.train_x
+    return {"dataset": dataset, "train_size": len(judge.data.train_y), "profile": prof.name,
             "classifier_test_accuracy": clf.metrics["test_accuracy"],
-            "classifier_epochs": ccfg.epochs, "reconstruction": [_strip(r) for r in reports],
+            "classifier_epochs": ccfg.epochs, "sampling": sampling,
+            **{k: pooled[k] for k in METRIC_KEYS}, "n_images": pooled["n_images"],
+            "judge": judge.describe(), "baselines": baselines,
+            "reconstruction": [_strip(r) for r in reports],
             "summary": summary, "plain_inversion": _strip(inv_rep),
             "seconds": time.perf_counter() - t0,
             # tensors for the figures (not recorded to JSON)
             "_images": gens, "_inversion_images": (xi, yi),
-            "_matches": reports[0]["_matches"], "_train_x": train_x, "_test_x": test_x,
-            "_ssim": {k: torch.cat([r["_matches"][k] for r in reports]).numpy()
-                      for k in ("ssim_train", "ssim_test")},
-            "_inv_ssim": {k: inv_rep["_matches"][k].numpy() for k in ("ssim_train", "ssim_test")},
-            "_train_images_per_class": [train_x[train.y == c][0] for c in range(train.num_classes)]}
+            "_matches": reports[0]["_matches"], "_train_x": train_x,
+            "_test_x": judge.data.heldout_x,
+            "_ncc": {k: torch.cat([r["_matches"][k] for r in reports]).numpy()
+                     for k in ("ncc_train", "ncc_test")},
+            "_inv_ncc": {k: inv_rep["_matches"][k].numpy() for k in ("ncc_train", "ncc_test")},
+            "_train_images_per_class": [train_x[judge.data.train_y == c][0] for c in range(n_cls)]}
 
 
-def step_time_ratio(dataset: str = "mnist", profile="quick", *, repeats: int = 5, device="cpu"):
+def step_time_ratio(dataset: str = "mnist", profile="quick", *, repeats: int = 5, device="cpu",
+                    train_size: int | None = None):
     """Median seconds of one reconstruction step and one inversion step at the same batch size on
-    the profile's classifier, and their ratio (the issue's <= 5x budget for the gradient term)."""
+    the profile's classifier (trained on ``train_size`` images when given: the same architecture,
+    so the same step time, without training the full-data classifier), and their ratio (the
+    issue's <= 5x budget for the gradient term)."""
     prof = _profile(profile)
-    clf = get_classifier(classifier_config(dataset, prof), device=device, progress=False)
+    ccfg = (subset_classifier_config(dataset, train_size, prof) if train_size
+            else classifier_config(dataset, prof))
+    clf = get_classifier(ccfg, device=device, progress=False)
     rcfg = recon_config(prof)
     shape = IMAGE_SHAPES[dataset]
     gcfg = replace(prof.generator_config(), batch_size=rcfg.batch_size, width=rcfg.width)
@@ -186,19 +199,17 @@ def strip_record(result: dict) -> dict:
 
 
 def format_recon_table(records: list[dict]) -> str:
-    """One line per training-set size: reconstruction vs plain inversion, train vs test control."""
-    head = (f"{'n train':>8s} {'clf acc':>8s} | {'SSIM train':>16s} {'SSIM test':>16s} "
-            f"{'train closer':>16s} {'#train>0.4':>11s} {'#test>0.4':>10s} | inversion: "
-            f"{'SSIM tr':>7s} {'SSIM te':>7s} {'closer':>6s}")
-    lines = [head]
+    """Per training-set size: the reconstructions (all generators pooled), plain inversion and the
+    baselines, one row each with every calibrated metric."""
+    from .recon_metrics import METRICS_HEADER, format_metrics_row
+
+    lines = []
     for r in records:
-        s, i = r["summary"], r["plain_inversion"]
-        pm = lambda d: f"{d['mean']:.3f} ± {d['std']:.3f}"  # noqa: E731
-        lines.append(f"{r['train_size']:8d} {r['classifier_test_accuracy']:8.4f} | "
-                     f"{pm(s['ssim_train_mean']):>16s} {pm(s['ssim_test_mean']):>16s} "
-                     f"{pm(s['share_train_closer']):>16s} "
-                     f"{s['distinct_train_ssim_gt_0.4']['mean']:11.1f} "
-                     f"{s['distinct_test_ssim_gt_0.4']['mean']:10.1f} | "
-                     f"{'':10s} {i['ssim_train']['mean']:7.3f} {i['ssim_test']['mean']:7.3f} "
-                     f"{i['share_train_closer']:6.2f}")
+        lines.append(f"{r['dataset']} n={r['train_size']} (classifier test accuracy "
+                     f"{r['classifier_test_accuracy']:.4f}; sampling: {r['sampling']})")
+        lines.append(METRICS_HEADER)
+        lines.append(format_metrics_row("reconstruction", r))
+        lines.append(format_metrics_row("plain inversion", r["plain_inversion"]))
+        for k, m in r["baselines"].items():
+            lines.append(format_metrics_row(f"baseline {k}", m))
     return "\n".join(lines)

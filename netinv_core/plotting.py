@@ -228,58 +228,78 @@ def ood_histograms(per_seed: dict, names, *, title=""):
     return fig
 
 
-def ssim_distributions(results: list[dict], *, title=""):
-    """Per training-set size: SSIM of each reconstruction to its nearest training image and to its
-    nearest held-out test image (same class, size-matched pools), and the same for plain
-    inversion."""
+def ncc_distributions(results: list[dict], *, title=""):
+    """Per training-set size: NCC of each reconstruction to its nearest training image and to its
+    nearest held-out image (same class, size-matched pools), and the same for plain inversion;
+    dotted lines: the real held-out images' (ceiling) and the wrong-class images' mean NCC."""
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(2.6 * len(results) + 2, 3.8))
     data, labels, colors = [], [], []
     for r in results:
-        for kind, key, color in (("recon train", "ssim_train", "tab:blue"),
-                                 ("recon test", "ssim_test", "tab:orange")):
-            data.append(np.asarray(r["_ssim"][key]))
-            labels.append(f"{r['train_size']}\n{kind}")
-            colors.append(color)
-        for kind, key, color in (("inv. train", "ssim_train", "tab:cyan"),
-                                 ("inv. test", "ssim_test", "tab:red")):
-            data.append(np.asarray(r["_inv_ssim"][key]))
+        for src, kind, key, color in (("_ncc", "recon train", "ncc_train", "tab:blue"),
+                                      ("_ncc", "recon test", "ncc_test", "tab:orange"),
+                                      ("_inv_ncc", "inv. train", "ncc_train", "tab:cyan"),
+                                      ("_inv_ncc", "inv. test", "ncc_test", "tab:red")):
+            data.append(np.asarray(r[src][key]))
             labels.append(f"{r['train_size']}\n{kind}")
             colors.append(color)
     parts = ax.boxplot(data, patch_artist=True, showfliers=False)
     for patch, color in zip(parts["boxes"], colors):
         patch.set_facecolor(color)
         patch.set_alpha(0.6)
+    b = results[0].get("baselines", {})
+    for name, ls in (("real_test", "--"), ("wrong_class", ":")):
+        if name in b:
+            ax.axhline(b[name]["ncc_train"], ls=ls, color="k", lw=1,
+                       label=f"{name} (n={results[0]['train_size']}): {b[name]['ncc_train']:.2f}")
     ax.set_xticks(range(1, len(labels) + 1))
     ax.set_xticklabels(labels, fontsize=7)
-    ax.axhline(0.4, ls=":", color="k", lw=1)
-    ax.set_ylabel("SSIM to nearest image of the class (NCC match, window 3)")
+    ax.set_ylabel("NCC to nearest image of the class")
     ax.set_xlabel("training-set size / generator / pool")
     ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def figure5_grid(results: list[dict], class_names, *, title=""):
+def stretch(images: torch.Tensor) -> torch.Tensor:
+    """Per-image min-max contrast stretch to [0, 1] (how the lab code displayed its images)."""
+    flat = images.flatten(1)
+    lo, hi = flat.min(1).values, flat.max(1).values
+    shape = (-1,) + (1,) * (images.dim() - 1)
+    return (images - lo.view(shape)) / (hi - lo).clamp(min=1e-8).view(shape)
+
+
+def figure5_grid(results: list[dict], class_names, *, title="", stretched: bool = False):
     """Figure 5: rows are classes; for each training-set size, one reconstruction from each of its
-    generators, then a column of real training images (from the smallest training set)."""
+    generators, then a column of real training images (from the smallest training set). Shown at
+    the fixed [0, 1] range, or with ``stretched`` per-image min-max contrast-stretched."""
     columns, titles = [], []
+    f = stretch if stretched else (lambda t: t)
     for r in results:
         for j, (x, y) in enumerate(r["_images"]):
-            columns.append(torch.stack([x[torch.nonzero(y == c).flatten()[0]]
-                                        for c in range(len(class_names))]))
+            columns.append(f(torch.stack([x[torch.nonzero(y == c).flatten()[0]]
+                                          for c in range(len(class_names))])))
             titles.append(f"n={r['train_size']}\ng{j}")
-    columns.append(torch.stack(results[0]["_train_images_per_class"]))
+    columns.append(f(torch.stack(results[0]["_train_images_per_class"])))
     titles.append("train\nimage")
     return inversion_grid(columns, class_names, title=title, column_titles=titles)
 
 
+def attempts_grid(columns: list[torch.Tensor], names: list[str], class_names, *, title="",
+                  stretched: bool = False):
+    """One column per attempt (one image per class each), fixed [0, 1] or contrast-stretched."""
+    f = stretch if stretched else (lambda t: t)
+    return inversion_grid([f(c) for c in columns], class_names, title=title,
+                          column_titles=[n.replace("_", "\n", 1) for n in names])
+
+
 def nearest_grid(result: dict, class_names, per_class: int = 2, *, title=""):
     """Reconstructions (generator 0) next to their nearest training image and nearest held-out
-    test image (NCC), with the SSIM to each in the column titles' order."""
+    test image (NCC)."""
     x, y = result["_images"][0]
     m = result["_matches"]
     cols = [[] for _ in range(3 * per_class)]

@@ -7,7 +7,8 @@
   the hot matrix of y), so KL(P || Q) = -log Q_y: it asks for confident predictions.
 - Perturbation: I_pert = I + u, u ~ Uniform[-eps, eps]^d, a *random* perturbation of L-infinity
   norm at most ``epsilon`` on the [0, 1] image scale (not adversarial: an FGSM step would cost one
-  more backward pass per step). L_KL^pert and L_CE^pert are the KL and CE on I_pert.
+  more backward pass per step); ``perturbation="sign"``: u = eps * sign(N(0, I)), the lab code's
+  random sign noise. L_KL^pert and L_CE^pert are the KL and CE on I_pert.
 - L_Var = 1/B sum_i sum_{c,h,w} (I_{i,c,h+1,w} - I_{i,c,h,w})^2 + (I_{i,c,h,w+1} - I_{i,c,h,w})^2
   (total variation as the paper writes it: summed over pixels, averaged over the batch).
 - L_Pix = 1/B sum_i sum_{c,h,w} max(0, -I) + max(0, I - 1). The reconstruction generator's last
@@ -50,6 +51,11 @@ from .losses import (PerSampleGradNorm, ce_loss, cosine_loss, kl_loss, ortho_los
                      variation_loss)
 
 
+# fields added after checkpoints existed: left out of the checkpoint key at these defaults
+_KEY_DEFAULTS = {"perturbation": "uniform", "dropout_last": None}
+# how reconstructions are sampled (recon_attempts.SAMPLING_MODES): "dropout" = the mode the
+# generator trained in
+DEFAULT_SAMPLING = "dropout"
 RECON_TERMS = ("kl", "kl_pert", "ce", "ce_pert", "cosine", "ortho", "var", "pix", "grad")
 
 
@@ -64,7 +70,10 @@ def recon_loss(tap: FeatureTap, model: nn.Module, images: torch.Tensor, cond: Co
     """Return ``(L_Recon, terms)`` for generated ``images`` (raw generator output)."""
     w = cfg.weights
     logits, feats = tap(images)
-    u = (torch.rand(images.shape, generator=rng) * 2 - 1).to(images.device)
+    if cfg.perturbation == "sign":
+        u = torch.randn(images.shape, generator=rng).sign().to(images.device)
+    else:
+        u = (torch.rand(images.shape, generator=rng) * 2 - 1).to(images.device)
     logits_p = model(images + cfg.epsilon * u)
     terms = {"kl": kl_loss(logits, cond.p), "kl_pert": kl_loss(logits_p, cond.p),
              "ce": ce_loss(logits, cond.labels), "ce_pert": ce_loss(logits_p, cond.labels),
@@ -85,6 +94,8 @@ def recon_generator(num_classes: int, image_shape, cfg: ReconConfig) -> Generato
     the range)."""
     gen = Generator(num_classes, image_shape, cfg.generator_config())
     gen.up[-1] = nn.Identity()
+    if cfg.dropout_last is not None:           # the Dropout of the last hidden block
+        gen.up[-3] = nn.Dropout(cfg.dropout_last)
     return gen
 
 
@@ -240,14 +251,20 @@ def match_report(recons: torch.Tensor, labels: torch.Tensor, train_x: torch.Tens
 def _training_dict(cfg: ReconConfig) -> dict:
     """The config as the checkpoint key sees it: ``dropout_at_generation`` only affects sampling,
     so it is held at one canonical value (True, the value checkpoints were first written with)."""
-    return to_dict(replace(cfg, dropout_at_generation=True))
+    d = to_dict(replace(cfg, dropout_at_generation=True))
+    for k, v in _KEY_DEFAULTS.items():
+        if d.get(k) == v:
+            d.pop(k)
+    return d
 
 
 def get_reconstructor(classifier, cfg: ReconConfig, *, device="cpu", progress=True,
-                      train_missing=True, retrain=False):
-    """A reconstruction generator for the cached ``classifier`` (``pipeline.Trained``)."""
+                      train_missing=True, retrain=False, classifier_key: dict | None = None):
+    """A reconstruction generator for the cached ``classifier`` (``pipeline.Trained``);
+    ``classifier_key`` replaces the classifier's config in the cache key (for classifiers whose
+    architecture is not in their ``ClassifierConfig``)."""
     ccfg = classifier.config
-    conf = {"classifier": to_dict(ccfg), "recon": _training_dict(cfg)}
+    conf = {"classifier": classifier_key or to_dict(ccfg), "recon": _training_dict(cfg)}
     path = checkpoint_path("recon", conf, ccfg.dataset)
     shape = IMAGE_SHAPES[ccfg.dataset]
     n = classifier.model.num_classes

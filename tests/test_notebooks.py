@@ -82,12 +82,16 @@ def test_fig5_reconstruction_smoke(tmp_path):
     rec = json.loads((figs / "fig5_reconstruction.json").read_text())["datasets"]["digits"]
     assert [r["train_size"] for r in rec] == [300]
     r = rec[0]
-    assert len(r["reconstruction"]) == 2 and r["reconstruction"][0]["n_reconstructions"] == 100
-    for key in ("ssim_train", "ssim_test"):
-        assert -1 <= r["reconstruction"][0][key]["mean"] <= 1
-        assert -1 <= r["plain_inversion"][key]["mean"] <= 1
-    assert 0 <= r["summary"]["share_train_closer"]["mean"] <= 1
-    for stem in ("fig5_digits", "fig5_digits_nearest", "fig5_digits_ssim"):
+    assert len(r["reconstruction"]) == 2 and r["reconstruction"][0]["n_images"] == 100
+    keys = ("label_accuracy", "verifier_accuracy", "nn_accuracy", "ncc_train", "ncc_test",
+            "ssim_train", "ssim_test", "train_closer")
+    for m in (r, r["reconstruction"][0], r["plain_inversion"], *r["baselines"].values()):
+        assert all(k in m for k in keys)
+        assert all(0 <= m[k] <= 1 for k in keys[:3]) and -1 <= m["ncc_train"] <= 1
+        assert 0 < m["train_closer"]["p_value"] <= 1
+    assert set(r["baselines"]) == {"all_black", "class_mean", "wrong_class", "noise", "real_test"}
+    assert set(r["reconstruction"][0]["sampling_modes"]) == {"dropout", "no_dropout", "bn_reestimate"}
+    for stem in ("fig5_digits", "fig5_digits_stretched", "fig5_digits_nearest", "fig5_digits_ncc"):
         assert (figs / f"{stem}.png").stat().st_size > 1000 and (figs / f"{stem}.pdf").exists()
 
 

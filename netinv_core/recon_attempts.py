@@ -1,0 +1,561 @@
+"""A fair attempt at Section 5.3: named variants, sampling modes, and a search of the loss weights.
+
+Each *attempt* is one setting (attacked classifier + reconstruction config) scored with the
+calibrated metrics of ``recon_metrics`` over one or more generator seeds. Variants
+(``VARIANTS``; REPRODUCTION_GAPS.md section 2, R3-R6):
+
+- ``default``: the quick profile's reconstruction setting on the paper's CNN.
+- ``mlp_positive_control``: an MLP 784-512-256-N trained to zero loss on 100 images (the
+  memorisation regime where reconstruction from weights is known to work; if this fails, the
+  pipeline is at fault, not the paper).
+- ``no_last_dropout``: no dropout on the generator's last hidden block, the one that feeds the
+  linear output (dropout noise there lands straight in the pixels); 0.5 elsewhere.
+- ``no_dropout_generator``: generator dropout 0 (train and sampling modes then agree trivially).
+- ``lab_sign_noise``: the lab code's perturbation u = eps * sign(N(0, I)), eps = 0.37 on [0, 1]
+  (``epsilon`` may be given; it must lie in (0, 1)).
+- ``tv_sweep``: eta1 (total variation) in {0, 0.002, 0.2} (default 0.02); one attempt per value.
+- ``diversity_off``: gamma = delta = 0 (cosine and orthogonality push same-class features apart).
+- ``weight_decay_classifier``: the attacked CNN trained with weight decay 5e-4.
+- ``avgpool_classifier``: the attacked CNN with average instead of max pooling.
+
+Sampling modes (``sample``): ``dropout`` (dropout on, BatchNorm running statistics: the mode the
+generator trained in, up to BN's batch vs running statistics), ``no_dropout`` (dropout off: the
+dropout/BatchNorm variance shift), ``bn_reestimate`` (dropout off, BatchNorm statistics
+re-estimated without dropout on ``bn_batches`` batches of 256).
+
+Search (``run_search``): Optuna TPE over the L_Recon weights and the perturbation, at reduced steps,
+objective = verifier_accuracy + (train_closer share - 0.5): "looks like the class to an independent
+judge" together with "leans towards the training images", never SSIM. The study lives in a journal
+file (``*.log``/``*.journal``) or SQLite (``*.db``/``*.sqlite``) or any Optuna storage URL, so a
+killed search resumes without repeating finished trials and several workers can join it.
+
+CLI (resumable; results are written atomically after every attempt):
+
+    python -m netinv_core.recon_attempts attempts --names mlp_positive_control default \
+        --out figures/fig5_attempts.json
+    python -m netinv_core.recon_attempts search --trials 40 --storage runs/recon_search.log
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .cache import atomic_write, checkpoint_path, load_checkpoint, save_checkpoint
+from .config import ClassifierConfig, to_dict
+from .errors import ConfigError, NetinvError
+from .recon_metrics import METRIC_KEYS, Judge, make_judge, training_like
+
+VARIANTS = {
+    "default": "the quick profile's reconstruction setting (paper CNN, dropout 0.5)",
+    "mlp_positive_control": "MLP 784-512-256-N trained to zero loss on 100 images",
+    "no_last_dropout": "no dropout on the generator's last hidden block (0.5 elsewhere)",
+    "no_dropout_generator": "generator dropout 0",
+    "lab_sign_noise": "perturbation eps * sign(N(0, I)), eps 0.37 on [0, 1] (lab code)",
+    "tv_sweep": "eta1 in {0, 0.002, 0.2} (default 0.02)",
+    "diversity_off": "gamma = delta = 0",
+    "weight_decay_classifier": "attacked CNN with weight decay 5e-4",
+    "avgpool_classifier": "attacked CNN with average pooling",
+}
+SAMPLING_MODES = ("dropout", "no_dropout", "bn_reestimate")
+TV_VALUES = (0.0, 0.002, 0.2)
+LAB_EPSILON = 0.37
+
+
+def check_names(names, epsilon: float | None = None) -> list[str]:
+    """Raise ``ConfigError`` for unknown variant names or a bad epsilon, before any training."""
+    names = list(names)
+    bad = [n for n in names if n not in VARIANTS]
+    if bad:
+        raise ConfigError(f"unknown attempt variant(s) {bad}; choose from {list(VARIANTS)}")
+    if not names:
+        raise ConfigError(f"no attempt variants given; choose from {list(VARIANTS)}")
+    if epsilon is not None and (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float))
+                                or not 0 < epsilon < 1):
+        raise ConfigError(f"epsilon={epsilon!r} must lie in (0, 1): an L-infinity radius on the "
+                          f"[0, 1] pixel scale (the lab value is {LAB_EPSILON})")
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# attacked classifiers
+
+class MLPClassifier(nn.Module):
+    """flatten -> standardise -> Linear(D, 512) -> ReLU -> [penultimate: Linear(512, 256) -> ReLU]
+    -> Linear(256, N). The positive control of Haim et al. 2022 / the lab's successful setting."""
+
+    feature_layer = "penultimate"
+
+    def __init__(self, in_shape, num_classes: int, mean: float = 0.5, std: float = 0.25):
+        super().__init__()
+        self.in_shape, self.num_classes = tuple(in_shape), num_classes
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(in_shape)), 512), nn.ReLU())
+        self.penultimate = nn.Sequential(nn.Linear(512, 256), nn.ReLU())
+        self.head = nn.Linear(256, num_classes)
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
+
+    def forward(self, x):
+        return self.head(self.penultimate(self.fc((x - self.mean) / self.std)))
+
+
+def _mlp_classifier(dataset: str, train_size: int, seed: int, epochs: int, device):
+    from .data import IMAGE_SHAPES, balanced_subset, load_dataset
+    from .pipeline import Trained
+
+    conf = {"arch": "mlp-512-256", "dataset": dataset, "train_size": train_size, "seed": seed,
+            "epochs": epochs, "lr": 1e-3, "batch": "full"}
+    path = checkpoint_path("classifier", conf, dataset)
+    ccfg = ClassifierConfig(dataset=dataset, train_size=train_size, epochs=epochs,
+                            batch_size=train_size, dropout=0.0, seed=seed)
+    shape = IMAGE_SHAPES[dataset]
+    train, test = load_dataset(dataset, "train"), load_dataset(dataset, "test")
+    sub = train.subset(balanced_subset(train.y, train_size, seed=seed))
+    if path.exists():
+        st = load_checkpoint(path, kind="classifier", config=conf)
+        model = MLPClassifier(shape, train.num_classes)
+        model.load_state_dict(st["model"])
+        return Trained(model.to(device).eval(), ccfg, st["metrics"], str(path)), conf
+    torch.manual_seed(seed)
+    x, y = sub.images().to(device), sub.y.to(device)
+    model = MLPClassifier(shape, train.num_classes, x.mean().item(), x.std().item()).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(epochs):                       # full batch: drive the training loss to ~0
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    from .classifier import evaluate
+    metrics = {"test_accuracy": evaluate(model, test, device), "train_size": train_size,
+               "final_train_loss": loss.item(),
+               "train_accuracy": (model(x).argmax(1) == y).float().mean().item()}
+    save_checkpoint(path, kind="classifier", config=conf, metrics=metrics,
+                    tensors={"model": model.state_dict()})
+    return Trained(model, ccfg, metrics, str(path)), conf
+
+
+def _avgpool_classifier(ccfg, device):
+    from .classifier import Classifier, evaluate, train_classifier
+    from .data import IMAGE_SHAPES, balanced_subset, load_dataset
+    from .pipeline import Trained
+
+    conf = {**to_dict(ccfg), "pool": "avg"}
+    path = checkpoint_path("classifier", conf, ccfg.dataset)
+    train, test = load_dataset(ccfg.dataset, "train"), load_dataset(ccfg.dataset, "test")
+    if path.exists():
+        st = load_checkpoint(path, kind="classifier", config=conf)
+        model = Classifier(IMAGE_SHAPES[ccfg.dataset], train.num_classes, ccfg.dropout, pool="avg")
+        model.load_state_dict(st["model"])
+        return Trained(model.to(device).eval(), ccfg, st["metrics"], str(path)), conf
+    sub = train.subset(balanced_subset(train.y, ccfg.train_size, seed=ccfg.seed))
+    partial = path.with_suffix(".partial.pt")
+    model, history = train_classifier(ccfg, sub, device=device, checkpoint=partial,
+                                      progress=False, pool="avg")
+    metrics = {"test_accuracy": evaluate(model, test, device), "train_size": len(sub)}
+    save_checkpoint(path, kind="classifier", config=conf, metrics=metrics,
+                    tensors={"model": model.state_dict(), "history": history})
+    partial.unlink(missing_ok=True)
+    return Trained(model.eval(), ccfg, metrics, str(path)), conf
+
+
+def attacked_classifier(kind: str, dataset: str, train_size: int, profile="quick", device="cpu"):
+    """``(Trained, cache_key or None)`` for kind in cnn / cnn_wd / cnn_avg / mlp."""
+    from .pipeline import get_classifier
+    from .figure5 import subset_classifier_config
+
+    if kind == "mlp":
+        return _mlp_classifier(dataset, train_size, 0, 500, device)
+    ccfg = subset_classifier_config(dataset, train_size, profile)
+    if kind == "cnn_wd":
+        ccfg = replace(ccfg, weight_decay=5e-4)
+    if kind == "cnn_avg":
+        return _avgpool_classifier(ccfg, device)
+    return get_classifier(ccfg, device=device, progress=False), None
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling
+
+@torch.no_grad()
+def sample(gen, n_per_class: int, *, mode: str = "dropout", seed: int = 0, bn_batches: int = 20):
+    """``n_per_class`` reconstructions of every class in sampling ``mode`` (see the module
+    docstring), clamped to [0, 1]: ``(images, labels, share of raw pixels outside [0, 1])``."""
+    import copy
+
+    from .generator import generation_mode
+    from .reconstruct import hot_conditioning
+
+    if mode not in SAMPLING_MODES:
+        raise ConfigError(f"unknown sampling mode {mode!r}; choose one of {list(SAMPLING_MODES)}")
+    device = next(gen.parameters()).device
+    if mode == "bn_reestimate":
+        gen = copy.deepcopy(gen)
+        g = torch.Generator().manual_seed(seed + 1)
+        gen.train()
+        for m in gen.modules():
+            if isinstance(m, nn.Dropout):
+                m.eval()
+            if isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None                  # cumulative average over the batches
+        for _ in range(bn_batches):
+            lab = torch.randint(0, gen.num_classes, (256,), generator=g)
+            z = torch.randn(256, gen.latent_dim, generator=g)
+            gen(z.to(device), hot_conditioning(lab, gen.num_classes).to(device))
+    labels = torch.arange(gen.num_classes).repeat_interleave(n_per_class)
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    with generation_mode(gen, keep_dropout=(mode == "dropout")):
+        z = torch.randn(len(labels), gen.latent_dim, generator=g)
+        x = gen(z.to(device), hot_conditioning(labels, gen.num_classes).to(device)).cpu()
+    return x.clamp(0, 1), labels, ((x < 0) | (x > 1)).float().mean().item()
+
+
+def sampling_modes_report(gen, model, n_per_class: int, seed: int = 0, device="cpu") -> dict:
+    """Label accuracy and mean per-image pixel std of the samples in every sampling mode."""
+    out = {}
+    for mode in SAMPLING_MODES:
+        x, y, _ = sample(gen, n_per_class, mode=mode, seed=seed)
+        with torch.no_grad():
+            p = model(x.to(device)).softmax(1).cpu()
+        out[mode] = {"label_accuracy": (p.argmax(1) == y).float().mean().item(),
+                     "label_confidence": p[torch.arange(len(y)), y].mean().item(),
+                     "pixel_std": x.flatten(1).std(1).mean().item()}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# attempts
+
+def attempt_specs(name: str, epsilon: float | None = None) -> list[dict]:
+    """The attempt(s) a variant name stands for: ``{name, classifier, overrides, train_size}``."""
+    check_names([name], epsilon)
+    base = {"classifier": "cnn", "overrides": {}, "train_size": None}
+    if name == "default":
+        return [{**base, "name": name}]
+    if name == "mlp_positive_control":
+        return [{**base, "name": name, "classifier": "mlp", "train_size": 100}]
+    if name == "no_last_dropout":
+        return [{**base, "name": name, "overrides": {"dropout_last": 0.0}}]
+    if name == "no_dropout_generator":
+        return [{**base, "name": name, "overrides": {"dropout": 0.0}}]
+    if name == "lab_sign_noise":
+        return [{**base, "name": name, "overrides": {"perturbation": "sign",
+                                                     "epsilon": epsilon or LAB_EPSILON}}]
+    if name == "tv_sweep":
+        return [{**base, "name": f"tv_sweep_eta1_{v:g}", "overrides": {"weights": {"eta1": v}}}
+                for v in TV_VALUES]
+    if name == "diversity_off":
+        return [{**base, "name": name, "overrides": {"weights": {"gamma": 0.0, "delta": 0.0}}}]
+    if name == "weight_decay_classifier":
+        return [{**base, "name": name, "classifier": "cnn_wd"}]
+    return [{**base, "name": name, "classifier": "cnn_avg"}]
+
+
+def _recon_cfg(profile, seed, overrides: dict, base: dict | None = None):
+    from .figure5 import recon_config
+
+    ov = {**(base or {}), **overrides}
+    w = {**(base or {}).get("weights", {}), **overrides.get("weights", {})}
+    ov.pop("weights", None)
+    cfg = recon_config(profile, seed, **ov)
+    return replace(cfg, weights=replace(cfg.weights, **w)) if w else cfg
+
+
+def _summary(per_seed: list[dict]) -> dict:
+    def ms(vals):
+        vals = [v for v in vals if v is not None]
+        return {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1
+                else 0.0}
+    out = {k: ms([r[k] for r in per_seed]) for k in METRIC_KEYS if k != "train_closer"}
+    out["train_closer_share"] = ms([r["train_closer"]["share"] for r in per_seed])
+    out["train_closer_p"] = [r["train_closer"]["p_value"] for r in per_seed]
+    out["training_like_seeds"] = sum(training_like(r) for r in per_seed)
+    return out
+
+
+def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, profile="quick", *,
+                seeds=(0,), n_per_class: int | None = None, sampling: str | None = None,
+                base_overrides: dict | None = None, device="cpu", judge: Judge | None = None,
+                log=print) -> dict:
+    """Train (or load) one generator per seed for ``spec`` and score it."""
+    from .figure5 import RECON_SETTINGS
+    from .reconstruct import get_reconstructor
+
+    from .reconstruct import DEFAULT_SAMPLING
+    sampling = sampling or DEFAULT_SAMPLING
+    ts = spec.get("train_size") or train_size
+    clf, key = attacked_classifier(spec["classifier"], dataset, ts, profile, device)
+    judge = judge if judge is not None and spec["classifier"] == "cnn" and ts == train_size \
+        else make_judge(clf.model, dataset, ts, device=device)
+    n_per_class = n_per_class or RECON_SETTINGS[profile]["n_per_class"]
+    per_seed = []
+    t0 = time.perf_counter()
+    for seed in seeds:
+        cfg = _recon_cfg(profile, seed, spec["overrides"], base_overrides)
+        gen, hist = get_reconstructor(clf, cfg, device=device, progress=False, classifier_key=key)
+        x, y, oor = sample(gen, n_per_class, mode=sampling, seed=1000 + seed)
+        m = judge.metrics(x, y)
+        m.update(seed=seed, generator_seconds=hist["seconds"], raw_out_of_range_share=oor,
+                 sampling_modes=sampling_modes_report(gen, clf.model, n_per_class, 1000 + seed,
+                                                      device),
+                 final_batch_accuracy=float(np.mean(hist["batch_accuracy"][-20:])))
+        per_seed.append(m)
+        log(f"[attempt {spec['name']} seed {seed}] label {m['label_accuracy']:.3f} verifier "
+            f"{m['verifier_accuracy']:.3f} 1-NN {m['nn_accuracy']:.3f} closer "
+            f"{m['train_closer']['share']:.3f} p {m['train_closer']['p_value']:.3f} "
+            f"({hist['seconds']:.0f} s)")
+    return {"name": spec["name"], "dataset": dataset, "train_size": ts,
+            "classifier": spec["classifier"], "classifier_test_accuracy":
+            clf.metrics.get("test_accuracy"), "overrides": spec["overrides"],
+            "base_overrides": base_overrides or {}, "sampling": sampling, "seeds": list(seeds),
+            "summary": _summary(per_seed), "per_seed": per_seed,
+            "training_like": _summary(per_seed)["training_like_seeds"] == len(per_seed),
+            "seconds": time.perf_counter() - t0}
+
+
+def _write_json(path, obj):
+    from .plotting import _clean
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(_clean(obj), indent=1)))
+
+
+def run_attempts(names, out: str | Path, dataset="mnist", train_size=1000, profile="quick", *,
+                 seeds=(0,), epsilon=None, device="cpu", log=print) -> list[dict]:
+    """Run every attempt of ``names`` (in order), skipping those already in ``out``; ``out`` is
+    rewritten atomically after each attempt."""
+    names = check_names(names, epsilon)
+    _check_writable(out)
+    specs = [s for n in names for s in attempt_specs(n, epsilon)]
+    done = json.loads(Path(out).read_text()) if Path(out).exists() else []
+    for spec in specs:
+        key = (spec["name"], dataset, spec.get("train_size") or train_size, list(seeds))
+        if any((d["name"], d["dataset"], d["train_size"], d["seeds"]) == key for d in done):
+            log(f"[attempt {spec['name']}] already in {out}")
+            continue
+        done.append(run_attempt(spec, dataset, train_size, profile, seeds=seeds, device=device,
+                                log=log))
+        _write_json(out, done)
+    return done
+
+
+# ---------------------------------------------------------------------------------------------
+# Optuna search of the loss weights
+
+SEARCH_SPACE = {  # name: (low, high), log-uniform; "perturbation" is categorical
+    "alpha": (0.5, 20.0), "alpha_pert": (0.5, 20.0), "beta": (0.5, 20.0), "beta_pert": (0.5, 20.0),
+    "gamma": (0.01, 20.0), "delta": (0.01, 20.0), "eta1": (1e-4, 0.5), "eta2": (0.1, 10.0),
+    "eta3": (0.01, 10.0)}
+
+
+def _check_writable(path) -> None:
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise ConfigError(f"cannot write {p} ({e.strerror or e}); choose a writable path") from None
+
+
+def open_storage(storage: str):
+    """An Optuna storage for ``storage``: a ``*.db``/``*.sqlite`` path (SQLite), an URL with
+    ``://`` (as is), anything else a journal file (``JournalFileBackend``). Checked for
+    writability before any training."""
+    try:
+        import optuna  # noqa: F401
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+    except ImportError:
+        raise ConfigError("the search needs optuna: pip install optuna (or pip install -e .[dev])"
+                          ) from None
+    if "://" in storage:
+        return storage
+    _check_writable(storage)
+    if storage.endswith((".db", ".sqlite", ".sqlite3")):
+        return f"sqlite:///{Path(storage).resolve()}"
+    return JournalStorage(JournalFileBackend(str(storage)))
+
+
+def trial_weights(trial) -> dict:
+    w = {k: trial.suggest_float(k, lo, hi, log=True) for k, (lo, hi) in SEARCH_SPACE.items()}
+    pert = trial.suggest_categorical("perturbation", ["uniform_0.05", "sign_0.37"])
+    return {"weights": w, "perturbation": pert.split("_")[0], "epsilon": float(pert.split("_")[1])}
+
+
+def objective_value(m: dict) -> float:
+    """verifier_accuracy + (train_closer share - 0.5)."""
+    return m["verifier_accuracy"] + m["train_closer"]["share"] - 0.5
+
+
+def run_search(storage: str, n_trials: int, dataset="mnist", train_size=1000, profile="quick", *,
+               study_name="recon_weights", steps: int = 60, grad_samples: int = 8,
+               n_per_class: int = 20, device="cpu", log=print) -> dict:
+    """Run TPE trials until the study holds ``n_trials`` finished trials (resumes a study);
+    returns the ``search`` record."""
+    import optuna
+
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
+        raise ConfigError(f"n_trials={n_trials!r}: a search needs at least one trial")
+    st = open_storage(storage)
+    clf, _ = attacked_classifier("cnn", dataset, train_size, profile, device)
+    judge = make_judge(clf.model, dataset, train_size, device=device, n_permutations=200)
+    study = optuna.create_study(study_name=study_name, storage=st, direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=10),
+                                load_if_exists=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial):
+        ov = trial_weights(trial)
+        cfg = _recon_cfg(profile, 0, {**ov, "steps": steps, "grad_samples": grad_samples})
+        gen, hist = get_reconstructor_for_search(clf, cfg, device)
+        x, y, _ = sample(gen, n_per_class, mode=_default_sampling(), seed=1000)
+        m = judge.metrics(x, y)
+        for k in ("label_accuracy", "verifier_accuracy", "nn_accuracy", "ncc_train", "ncc_test"):
+            trial.set_user_attr(k, m[k])
+        trial.set_user_attr("train_closer_share", m["train_closer"]["share"])
+        trial.set_user_attr("seconds", hist["seconds"])
+        trial.set_user_attr("steps", steps)
+        v = objective_value(m)
+        log(f"[search trial {trial.number}] value {v:.3f} verifier {m['verifier_accuracy']:.3f} "
+            f"closer {m['train_closer']['share']:.3f} label {m['label_accuracy']:.3f} "
+            f"({hist['seconds']:.0f} s)")
+        return v
+
+    def finished():
+        return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+    while finished() < n_trials:
+        study.optimize(objective, n_trials=1)
+    return search_record(study, storage, steps)
+
+
+def get_reconstructor_for_search(clf, cfg, device):
+    from .reconstruct import get_reconstructor
+    return get_reconstructor(clf, cfg, device=device, progress=False)
+
+
+def _default_sampling():
+    from .reconstruct import DEFAULT_SAMPLING
+    return DEFAULT_SAMPLING
+
+
+def search_record(study, storage: str, steps: int) -> dict:
+    import optuna
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = study.best_trial if done else None
+    return {"trials": len(done), "steps_per_trial": steps, "storage": str(storage),
+            "study_name": study.study_name, "sampler": "TPE (seed 0, 10 random start-up trials)",
+            "objective": "verifier_accuracy + (train_closer share - 0.5)",
+            "best_value": best.value if best else None,
+            "best_weights": ({k: v for k, v in best.params.items()} if best else None),
+            "best_metrics": best.user_attrs if best else None,
+            "all": [{"number": t.number, "value": t.value, **t.params, **t.user_attrs}
+                    for t in done]}
+
+
+def best_overrides(params: dict) -> dict:
+    """Reconstruction overrides from a trial's ``params``."""
+    p = dict(params)
+    pert = p.pop("perturbation")
+    return {"weights": p, "perturbation": pert.split("_")[0], "epsilon": float(pert.split("_")[1])}
+
+
+def load_search(storage: str, study_name: str = "recon_weights") -> dict:
+    """The ``search`` record of an existing study (no trials are run)."""
+    import optuna
+
+    if "://" not in storage and not Path(storage).exists():
+        raise ConfigError(f"no search storage at {storage}; run `python -m "
+                          f"netinv_core.recon_attempts search --storage {storage}` first")
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    steps = {t.user_attrs.get("steps") for t in study.trials} - {None}
+    return search_record(study, storage, steps.pop() if len(steps) == 1 else None)
+
+
+def attempt_samples(rec: dict, profile="quick", n_per_class: int = 1, seed_index: int = 0,
+                    device="cpu"):
+    """Reconstructions of a recorded attempt from its cached generator (nothing is trained)."""
+    spec = {"name": rec["name"], "classifier": rec["classifier"], "overrides": rec["overrides"]}
+    from .reconstruct import get_reconstructor
+
+    clf, key = attacked_classifier(spec["classifier"], rec["dataset"], rec["train_size"], profile,
+                                   device)
+    seed = rec["seeds"][seed_index]
+    cfg = _recon_cfg(profile, seed, spec["overrides"], rec.get("base_overrides"))
+    gen, _ = get_reconstructor(clf, cfg, device=device, progress=False, classifier_key=key,
+                               train_missing=False)
+    x, y, _ = sample(gen, n_per_class, mode=rec["sampling"], seed=1000 + seed)
+    return x, y
+
+
+def format_attempts_table(records: list[dict]) -> str:
+    """One row per attempt: mean over seeds of the calibrated metrics, and the verdict."""
+    head = (f"{'attempt':>28s} {'n':>5s} {'seeds':>5s} {'label':>6s} {'verif':>6s} {'1-NN':>6s} "
+            f"{'NCCtr':>6s} {'NCCte':>6s} {'closer':>6s} {'p (per seed)':>14s} training-like")
+    lines = [head]
+    for r in records:
+        s = r["summary"]
+        ps = ",".join(f"{p:.3f}" for p in s["train_closer_p"])
+        lines.append(f"{r['name']:>28s} {r['train_size']:5d} {len(r['seeds']):5d} "
+                     f"{s['label_accuracy']['mean']:6.3f} {s['verifier_accuracy']['mean']:6.3f} "
+                     f"{s['nn_accuracy']['mean']:6.3f} {s['ncc_train']['mean']:6.3f} "
+                     f"{s['ncc_test']['mean']:6.3f} {s['train_closer_share']['mean']:6.3f} "
+                     f"{ps:>14s} {s['training_like_seeds']}/{len(r['seeds'])}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m netinv_core.recon_attempts", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("attempts")
+    a.add_argument("--names", nargs="+", default=list(VARIANTS))
+    a.add_argument("--out", required=True)
+    a.add_argument("--dataset", default="mnist")
+    a.add_argument("--train-size", type=int, default=1000)
+    a.add_argument("--profile", default="quick")
+    a.add_argument("--seeds", type=int, nargs="+", default=[0])
+    a.add_argument("--epsilon", type=float, default=None)
+    s = sub.add_parser("search")
+    s.add_argument("--storage", required=True)
+    s.add_argument("--trials", type=int, default=40)
+    s.add_argument("--dataset", default="mnist")
+    s.add_argument("--train-size", type=int, default=1000)
+    s.add_argument("--profile", default="quick")
+    s.add_argument("--steps", type=int, default=60)
+    s.add_argument("--out", default=None, help="write the search record here (JSON)")
+    args = ap.parse_args(argv)
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    try:
+        if args.cmd == "attempts":
+            run_attempts(args.names, args.out, args.dataset, args.train_size, args.profile,
+                         seeds=tuple(args.seeds), epsilon=args.epsilon, log=log)
+        else:
+            if args.out:
+                _check_writable(args.out)
+            rec = run_search(args.storage, args.trials, args.dataset, args.train_size,
+                             args.profile, steps=args.steps, log=log)
+            if args.out:
+                _write_json(args.out, rec)
+            log(json.dumps({k: v for k, v in rec.items() if k != "all"}))
+    except NetinvError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

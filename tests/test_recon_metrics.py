@@ -1,0 +1,110 @@
+"""Section 5.3 metrics and the fair attempt: calibrated metrics on real digits (copies of training
+images lean to the training pool, held-out images do not, trivial images fail the judges), the
+permutation p-value, sampling modes, bad inputs before any training, and a search that resumes."""
+import json
+
+import pytest
+import torch
+
+from netinv_core.errors import ConfigError
+from netinv_core.reconstruct import (ReconConfig, _training_dict, recon_generator)
+
+
+@pytest.fixture(scope="module")
+def judge(digits_classifier):
+    from netinv_core.recon_metrics import make_judge
+    # digits_classifier saw the whole digits training split: the verifier then trains on half
+    # of the test split and the other half is the held-out pool
+    return make_judge(digits_classifier, "digits", None, n_permutations=300)
+
+
+def test_metrics_tell_training_copies_from_held_out_images(judge):
+    d = judge.data
+    idx = torch.cat([judge.pools.match[c][0][:8] for c in range(10)])   # in the training pool
+    m = judge.metrics(d.train_x[idx], d.train_y[idx])
+    assert m["ncc_train"] == pytest.approx(1.0, abs=1e-5) and m["ncc_test"] < 0.99
+    assert m["train_closer"]["share"] == 1.0 and m["train_closer"]["p_value"] < 0.01
+    assert m["verifier_accuracy"] > 0.7 and m["nn_accuracy"] > 0.7
+    b = judge.baselines(8)
+    assert set(b) == {"all_black", "class_mean", "wrong_class", "noise", "real_test"}
+    real, black, noise, wrong = b["real_test"], b["all_black"], b["noise"], b["wrong_class"]
+    assert real["train_closer"]["p_value"] > 0.01          # held-out images do not lean
+    assert real["verifier_accuracy"] > 0.6
+    assert black["ncc_train"] == 0 and black["verifier_accuracy"] <= 0.2
+    assert noise["verifier_accuracy"] < 0.4 and noise["ncc_train"] < 0.2
+    assert wrong["verifier_accuracy"] < 0.3 and wrong["label_accuracy"] < 0.3
+    keys = set(m) - {"n_images"}
+    assert all(keys <= set(v) for v in b.values())
+
+
+def test_permutation_p_value_is_uniformish_under_the_null():
+    from netinv_core.recon_metrics import _permutation_p
+    g = torch.Generator().manual_seed(0)
+    sims = {0: (torch.rand(40, 20, generator=g), torch.rand(40, 20, generator=g))}
+    share = (sims[0][0].max(1).values > sims[0][1].max(1).values).float().mean().item()
+    p = _permutation_p(sims, share, 40, 500, 0)
+    assert 0.02 < p <= 1.0
+    boosted = {0: (sims[0][0] + 0.5, sims[0][1])}
+    assert _permutation_p(boosted, 1.0, 40, 500, 0) < 0.01
+
+
+def test_sampling_modes_and_bn_reestimation_leave_the_generator_alone():
+    from netinv_core.recon_attempts import sample, SAMPLING_MODES
+    gen = recon_generator(10, (1, 28, 28), ReconConfig(width=16, batch_size=8, grad_samples=2))
+    before = {k: v.clone() for k, v in gen.state_dict().items()}
+    for mode in SAMPLING_MODES:
+        x, y, oor = sample(gen, 3, mode=mode, bn_batches=2)
+        assert x.shape == (30, 1, 28, 28) and 0 <= x.min() and x.max() <= 1 and 0 <= oor <= 1
+    assert all(torch.equal(before[k], v) for k, v in gen.state_dict().items())
+    with pytest.raises(ConfigError, match="sampling mode"):
+        sample(gen, 1, mode="eval")
+
+
+def test_new_recon_options_keep_old_checkpoint_keys_and_check_their_values():
+    assert "perturbation" not in _training_dict(ReconConfig())
+    assert _training_dict(ReconConfig(perturbation="sign"))["perturbation"] == "sign"
+    with pytest.raises(ConfigError, match="perturbation"):
+        ReconConfig(perturbation="adversarial")
+    with pytest.raises(ConfigError, match="dropout_last"):
+        ReconConfig(dropout_last=1.0)
+    gen = recon_generator(10, (1, 28, 28), ReconConfig(width=16, dropout_last=0.0))
+    assert gen.up[-3].p == 0.0 and gen.up[3].p == 0.5
+
+
+def _no_training(*a, **k):
+    raise AssertionError("training started before the inputs were checked")
+
+
+def test_bad_attempt_and_search_inputs_fail_before_training(monkeypatch, tmp_path):
+    from netinv_core import recon_attempts as ra
+    monkeypatch.setattr(ra, "attacked_classifier", _no_training)
+    with pytest.raises(ConfigError, match="unknown attempt variant"):
+        ra.run_attempts(["default", "bigger_gan"], tmp_path / "a.json")
+    for eps in (0, 1.0, -0.2, True):
+        with pytest.raises(ConfigError, match="epsilon"):
+            ra.run_attempts(["lab_sign_noise"], tmp_path / "a.json", epsilon=eps)
+    with pytest.raises(ConfigError, match="at least one trial"):
+        ra.run_search(str(tmp_path / "s.log"), 0)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="cannot write"):
+        ra.run_search(str(blocker / "sub" / "s.log"), 3)
+    with pytest.raises(ConfigError, match="cannot write"):
+        ra.run_attempts(["default"], blocker / "a.json")
+    assert ra.main(["attempts", "--names", "nope", "--out", str(tmp_path / "a.json")]) == 2
+
+
+def test_search_resumes_without_repeating_finished_trials(tmp_path):
+    pytest.importorskip("optuna")
+    from netinv_core import recon_attempts as ra
+    storage = str(tmp_path / "study.log")
+    kw = dict(dataset="digits", train_size=300, profile="smoke", steps=2, grad_samples=2,
+              n_per_class=3)
+    rec = ra.run_search(storage, 2, **kw)
+    assert rec["trials"] == 2 and rec["best_weights"] is not None
+    rec = ra.run_search(storage, 3, **kw)          # a "restarted" run: one more trial only
+    assert rec["trials"] == 3
+    assert sorted(t["number"] for t in rec["all"]) == [0, 1, 2]
+    again = ra.load_search(storage)
+    assert again["trials"] == 3 and again["best_value"] == rec["best_value"]
+    json.dumps(again)
