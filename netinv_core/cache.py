@@ -18,8 +18,9 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -122,3 +123,102 @@ def checkpoint_path(kind: str, config: Mapping[str, Any], name: str = "") -> Pat
     """Where the cache keeps the checkpoint of ``kind`` for ``config``."""
     stem = f"{kind}-{name}-{config_key(kind, config)}" if name else f"{kind}-{config_key(kind, config)}"
     return cache_dir() / f"{stem}.pt"
+
+
+# ---------------------------------------------------------------------------------------------
+# resumable training state
+
+GLOBAL_RNG = "torch-global-rng"   # stands for torch's global generator in ``save_state``/``restore_state``
+
+
+def _state_of(obj):
+    if obj is GLOBAL_RNG:
+        return torch.get_rng_state()
+    if isinstance(obj, torch.Generator):
+        return obj.get_state()
+    return obj.state_dict()
+
+
+def _set_state(obj, value) -> None:
+    if obj is GLOBAL_RNG:
+        torch.set_rng_state(value)
+    elif isinstance(obj, torch.Generator):
+        obj.set_state(value)
+    else:
+        obj.load_state_dict(value)
+
+
+def save_state(path: str | Path, *, kind: str, config: Mapping[str, Any],
+               objects: Mapping[str, Any], **plain) -> None:
+    """Write a resumable training state atomically: ``objects`` maps entry names to modules,
+    optimisers, schedulers (saved by ``state_dict``), ``torch.Generator`` objects or ``GLOBAL_RNG``
+    (saved by their random state); ``plain`` entries (history, step, ...) are saved as they are."""
+    save_checkpoint(path, kind=kind, config=config,
+                    tensors={**{k: _state_of(v) for k, v in objects.items()}, **plain})
+
+
+def restore_state(path: str | Path | None, *, kind: str, config: Mapping[str, Any],
+                  objects: Mapping[str, Any]) -> dict | None:
+    """The inverse of ``save_state``: when ``path`` exists, put its states back into ``objects``
+    (in place) and return the other entries; ``None`` when there is nothing to resume."""
+    if path is None or not Path(path).exists():
+        return None
+    state = load_checkpoint(path, kind=kind, config=config)
+    for k, obj in objects.items():
+        _set_state(obj, state[k])
+    return {k: v for k, v in state.items() if k not in objects}
+
+
+# ---------------------------------------------------------------------------------------------
+# the one load-or-train path
+
+def default_device() -> str:
+    """``"cuda"`` when a GPU is visible, else ``"cpu"``: the device every ``device=None`` means."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class Trained:
+    """A trained model with the config that made it, its metrics, its checkpoint path, its
+    training history and any other saved entries (``extras``, e.g. the garbage examples)."""
+
+    model: torch.nn.Module
+    config: object
+    metrics: dict
+    path: str
+    history: dict | None = None
+    extras: dict = field(default_factory=dict)
+
+
+def load_or_train(kind: str, key: Mapping[str, Any], name: str, config, *,
+                  build: Callable[[dict], torch.nn.Module],
+                  train: Callable[[Path], tuple[torch.nn.Module, dict, dict, dict]],
+                  what: str, hint: str, device=None, retrain: bool = False, train_missing: bool = True,
+                  extras: tuple[str, ...] = ()) -> Trained:
+    """The model of ``kind`` for checkpoint key ``key``: from the cache, or trained and cached.
+
+    A cached checkpoint (``checkpoint_path(kind, key, name)``) is loaded into ``build(state)``;
+    otherwise ``train(partial_path)`` (which resumes from ``partial_path`` when it exists) returns
+    ``(model, history, metrics, saved_extras)``, the final checkpoint is written atomically and
+    the partial one removed. With ``train_missing=False`` a missing checkpoint raises
+    ``CheckpointError`` naming ``what`` is missing and, from ``hint``, how to make it. The model is on ``device``
+    (``default_device()`` when None) in eval mode; ``extras`` names the checkpoint entries
+    returned in ``Trained.extras``.
+    """
+    device = device or default_device()
+    path = checkpoint_path(kind, key, name)
+    if path.exists() and not retrain:
+        state = load_checkpoint(path, kind=kind, config=key)
+        model = build(state)
+        model.load_state_dict(state["model"])
+        return Trained(model.to(device).eval(), config, state["metrics"], str(path),
+                       state.get("history"), {k: state[k] for k in extras})
+    if not train_missing:
+        raise CheckpointError(f"no cached {what} in {path.parent}; {hint}")
+    partial = path.with_suffix(".partial.pt")
+    model, history, metrics, saved = train(partial)
+    save_checkpoint(path, kind=kind, config=key, metrics=metrics,
+                    tensors={"model": model.state_dict(), "history": history, **saved})
+    partial.unlink(missing_ok=True)
+    return Trained(model.to(device).eval(), config, metrics, str(path), history,
+                   {k: saved[k] for k in extras})

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .cache import load_checkpoint, save_checkpoint
+from .cache import GLOBAL_RNG, restore_state, save_state
 from .config import ClassifierConfig, to_dict
 from .data import ImageData
 from .errors import ShapeError
@@ -105,6 +105,28 @@ def evaluate(model: nn.Module, data: ImageData, device="cpu", batch_size: int = 
     return correct / max(len(data), 1)
 
 
+def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, images: Callable, labels: torch.Tensor,
+                order: torch.Tensor, batch_size: int, *, weight: torch.Tensor | None = None,
+                device="cpu", progress: bool = True, desc: str = "epoch"):
+    """One pass of Adam over ``order`` in batches on the (class-weighted) cross-entropy
+    L = -sum_i w_{y_i} log softmax(f(x_i))_{y_i} / sum_i w_{y_i} (w = 1 without ``weight``);
+    ``images(idx)`` gives the float images at ``idx``. Returns ``(mean loss, accuracy)``."""
+    model.train()
+    n = len(order)
+    tot_loss, correct = 0.0, 0
+    for i in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
+        idx = order[i:i + batch_size]
+        x, y = images(idx).to(device), labels[idx].to(device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, weight=weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        tot_loss += loss.item() * len(idx)
+        correct += (logits.argmax(1) == y).sum().item()
+    return tot_loss / n, correct / n
+
+
 def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
                      checkpoint: str | Path | None = None, progress: bool = True,
                      callback: Callable[[dict], None] | None = None, pool: str = "max"):
@@ -122,44 +144,26 @@ def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     history = {"epoch": [], "loss": [], "train_accuracy": [], "seconds": []}
+    state = {"model": model, "optimizer": opt, "scheduler": sched, "rng": GLOBAL_RNG}
+    rest = restore_state(checkpoint, kind="classifier-partial", config=to_dict(cfg), objects=state)
     start = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, kind="classifier-partial", config=to_dict(cfg))
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        history = state["history"]
-        start = state["epoch"]
-    n = len(train)
+    if rest is not None:
+        history, start = rest["history"], rest["epoch"]
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        model.train()
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        order = torch.randperm(n, generator=g)
-        tot_loss, correct = 0.0, 0
-        bar = tqdm(range(0, n, cfg.batch_size), desc=f"classifier {train.name} epoch {epoch + 1}/"
-                   f"{cfg.epochs}", disable=not progress, leave=False)
-        for i in bar:
-            idx = order[i:i + cfg.batch_size]
-            x, y = train.images(idx).to(device), train.y[idx].to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot_loss += loss.item() * len(idx)
-            correct += (logits.argmax(1) == y).sum().item()
+        order = torch.randperm(len(train), generator=g)
+        loss, acc = train_epoch(model, opt, train.images, train.y, order, cfg.batch_size,
+                                device=device, progress=progress,
+                                desc=f"classifier {train.name} epoch {epoch + 1}/{cfg.epochs}")
         sched.step()
-        rec = {"epoch": epoch + 1, "loss": tot_loss / n, "train_accuracy": correct / n,
+        rec = {"epoch": epoch + 1, "loss": loss, "train_accuracy": acc,
                "seconds": time.perf_counter() - t0}
         for k, v in rec.items():
             history[k].append(v)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, kind="classifier-partial", config=to_dict(cfg), tensors={
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
-                "history": history, "epoch": epoch + 1})
+            save_state(checkpoint, kind="classifier-partial", config=to_dict(cfg), objects=state,
+                       history=history, epoch=epoch + 1)
         if callback is not None:
             callback(rec)
     model.eval()

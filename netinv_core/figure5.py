@@ -102,8 +102,9 @@ def reconstruction_experiment(dataset: str, train_size: int, profile="quick", *,
     gens, reports = [], []
     for seed in range(n_generators or st["n_generators"]):
         cfg = recon_config(prof, seed)
-        gen, hist = get_reconstructor(clf, cfg, device=device, progress=progress,
-                                      train_missing=train_missing)
+        rec = get_reconstructor(clf, cfg, device=device, progress=progress,
+                                train_missing=train_missing)
+        gen, hist = rec.model, rec.history
         x, y, oor = sample(gen, st["n_per_class"], mode=sampling, seed=1000 + seed)
         rep = judge.metrics(x, y, with_matches=True)
         rep.update(seed=seed, raw_out_of_range_share=oor, generator_seconds=hist["seconds"],

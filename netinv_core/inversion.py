@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .cache import load_checkpoint, save_checkpoint
+from .cache import GLOBAL_RNG, restore_state, save_state
 from .config import GeneratorConfig, to_dict
 from .errors import ConfigError, ShapeError
 from .generator import Generator, sample_conditioning
@@ -129,13 +129,10 @@ def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generat
     """
     history: dict[str, list] = {k: [] for k in ("step", *keys)}
     start, seconds = 0, 0.0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, kind=kind, config=meta)
-        gen.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        rng.set_state(state["sample_rng"])
-        history, start, seconds = state["history"], state["step"], state["seconds"]
+    state = {"model": gen, "optimizer": opt, "rng": GLOBAL_RNG, "sample_rng": rng}
+    rest = restore_state(checkpoint, kind=kind, config=meta, objects=state)
+    if rest is not None:
+        history, start, seconds = rest["history"], rest["step"], rest["seconds"]
     gen.train()
     with frozen(classifier):
         bar = tqdm(range(start, steps), desc=desc, disable=not progress, leave=False,
@@ -149,11 +146,8 @@ def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generat
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['batch_accuracy']:.2f}")
             done = step + 1
             if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-                save_checkpoint(checkpoint, kind=kind, config=meta, tensors={
-                    "model": gen.state_dict(), "optimizer": opt.state_dict(),
-                    "rng": torch.get_rng_state(), "sample_rng": rng.get_state(),
-                    "history": history, "step": done,
-                    "seconds": seconds + time.perf_counter() - t0})
+                save_state(checkpoint, kind=kind, config=meta, objects=state, history=history,
+                           step=done, seconds=seconds + time.perf_counter() - t0)
             if callback is not None:
                 callback(rec)
         seconds += time.perf_counter() - t0

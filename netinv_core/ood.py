@@ -1,4 +1,4 @@
-"""Out-of-distribution detection with a garbage class: the method (paper Section 5.2; NOTES.md, 2505.23448).
+"""Out-of-distribution detection with a garbage class (paper Section 5.2; NOTES.md, 2505.23448).
 
 Training (``train_garbage_classifier``): an (N+1)-way classifier whose class N is "garbage".
 
@@ -52,14 +52,14 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .cache import checkpoint_path, load_checkpoint, save_checkpoint
-from .classifier import Classifier, channel_stats
+from .cache import (GLOBAL_RNG, Trained, default_device, load_or_train, restore_state,
+                    save_state)
+from .classifier import Classifier, channel_stats, train_epoch
 from .config import ClassifierConfig, GeneratorConfig, check_dataset, to_dict
 from .data import CLASS_NAMES, IMAGE_SHAPES, ImageData, balanced_subset, load_dataset
-from .errors import CheckpointError, ConfigError
+from .errors import ConfigError
 from .generator import Generator
 from .inversion import FeatureTap, frozen, inversion_step
 from .metrics import generate
@@ -237,15 +237,12 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
     examples: dict[int, torch.Tensor] = {0: garbage[:k].clone()}
     start = 0
     conf = {"ood": _key_dict(cfg)}
-    if checkpoint is not None and Path(checkpoint).exists():
-        st = load_checkpoint(checkpoint, kind="ood-partial", config=conf)
-        model.load_state_dict(st["model"]); opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"]); gen.load_state_dict(st["generator"])
-        gopt.load_state_dict(st["generator_optimizer"]); garbage = st["garbage"]
-        rng.set_state(st["rng"]); gen_rng.set_state(st["gen_rng"])
-        torch.set_rng_state(st["torch_rng"])
-        history, start = st["history"], st["epoch"]
-        examples = {int(e): v for e, v in st["examples"].items()}
+    state = {"model": model, "optimizer": opt, "scheduler": sched, "generator": gen,
+             "generator_optimizer": gopt, "rng": rng, "gen_rng": gen_rng, "torch_rng": GLOBAL_RNG}
+    rest = restore_state(checkpoint, kind="ood-partial", config=conf, objects=state)
+    if rest is not None:
+        garbage, history, start = rest["garbage"], rest["history"], rest["epoch"]
+        examples = {int(e): v for e, v in rest["examples"].items()}
     tap = FeatureTap(model)
     for epoch in range(start, ccfg.epochs):
         t0 = time.perf_counter()
@@ -254,21 +251,10 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
         w = class_weights(torch.bincount(y_all, minlength=k)).to(device)
         n = len(y_all)
         order = torch.randperm(n, generator=rng)
-        model.train()
-        tot, correct = 0.0, 0
-        bar = tqdm(range(0, n, ccfg.batch_size), desc=f"garbage classifier {train.name} epoch "
-                   f"{epoch + 1}/{ccfg.epochs}", disable=not progress, leave=False)
-        for i in bar:
-            idx = order[i:i + ccfg.batch_size]
-            x = x_all[idx].float().div_(255).to(device)
-            y = y_all[idx].to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, weight=w)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot += loss.item() * len(idx)
-            correct += (logits.argmax(1) == y).sum().item()
+        loss, acc = train_epoch(model, opt, lambda idx: x_all[idx].float().div_(255), y_all, order,
+                                ccfg.batch_size, weight=w, device=device, progress=progress,
+                                desc=f"garbage classifier {train.name} epoch {epoch + 1}/"
+                                     f"{ccfg.epochs}")
         sched.step()
         # invert the current classifier for all N+1 classes; add the samples to the garbage class
         gen.train()
@@ -286,20 +272,16 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
         garbage = _add_to_garbage(garbage, new, cap, rng)
         first = [torch.nonzero(new_labels == c).flatten()[:1] for c in range(k)]
         examples[epoch + 1] = new[torch.cat(first)].clone()
-        rec = {"epoch": epoch + 1, "loss": tot / n, "train_accuracy": correct / n,
+        rec = {"epoch": epoch + 1, "loss": loss, "train_accuracy": acc,
                "garbage_size": len(garbage),
                "inversion_accuracy_last": float(np.mean(accs[-20:])) if accs else float("nan"),
                "class_weight_garbage": w[-1].item(), "seconds": time.perf_counter() - t0}
         for key, v in rec.items():
             history[key].append(v)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, kind="ood-partial", config=conf, tensors={
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "generator": gen.state_dict(),
-                "generator_optimizer": gopt.state_dict(), "garbage": garbage,
-                "rng": rng.get_state(), "gen_rng": gen_rng.get_state(),
-                "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch + 1,
-                "examples": {str(e): v for e, v in examples.items()}})
+            save_state(checkpoint, kind="ood-partial", config=conf, objects=state,
+                       garbage=garbage, history=history, epoch=epoch + 1,
+                       examples={str(e): v for e, v in examples.items()})
         if callback is not None:
             callback(rec)
     tap.remove()
@@ -307,37 +289,35 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
     return model, history, examples
 
 
-def get_garbage_classifier(cfg: OODConfig, *, device="cpu", progress=True, retrain=False,
-                           train_missing=True):
+def get_garbage_classifier(cfg: OODConfig, *, device=None, progress=True, retrain=False,
+                           train_missing=True) -> Trained:
     """The garbage-class classifier for ``cfg``: cached, resumed, or trained and cached.
 
-    Returns ``(model, history, examples)``.
+    Returns a ``Trained`` whose ``extras["examples"]`` maps epoch -> a few uint8 samples added to
+    the garbage class that epoch.
     """
+    device = device or default_device()
     conf = {"ood": _key_dict(cfg)}
     ds = cfg.classifier.dataset
-    path = checkpoint_path("ood", conf, ds)
-    if path.exists() and not retrain:
-        st = load_checkpoint(path, kind="ood", config=conf)
-        model = Classifier(IMAGE_SHAPES[ds], len(CLASS_NAMES[ds]) + 1, cfg.classifier.dropout)
-        model.load_state_dict(st["model"])
-        return (model.to(device).eval(), st["history"],
-                {int(e): v for e, v in st["examples"].items()})
-    if not train_missing:
-        raise CheckpointError(f"no cached garbage-class classifier for {ds} in {path.parent}; "
-                              f"make it with notebooks/fig4_ood.ipynb (./run_all.sh) or "
-                              f"`python -m netinv_core.bench ood --train {ds} --profile PROFILE`")
-    train = load_dataset(ds, "train")
-    if cfg.classifier.train_size is not None:
-        train = train.subset(balanced_subset(train.y, cfg.classifier.train_size,
-                                             seed=cfg.classifier.seed))
-    partial = path.with_suffix(".partial.pt")
-    model, history, examples = train_garbage_classifier(cfg, train, device=device,
-                                                        checkpoint=partial, progress=progress)
-    save_checkpoint(path, kind="ood", config=conf, tensors={
-        "model": model.state_dict(), "history": history,
-        "examples": {str(e): v for e, v in examples.items()}})
-    partial.unlink(missing_ok=True)
-    return model, history, examples
+
+    def train(partial):
+        data = load_dataset(ds, "train")
+        if cfg.classifier.train_size is not None:
+            data = data.subset(balanced_subset(data.y, cfg.classifier.train_size,
+                                               seed=cfg.classifier.seed))
+        model, history, examples = train_garbage_classifier(cfg, data, device=device,
+                                                            checkpoint=partial, progress=progress)
+        return model, history, {}, {"examples": {str(e): v for e, v in examples.items()}}
+
+    out = load_or_train(
+        "ood", conf, ds, cfg, device=device, retrain=retrain, train_missing=train_missing,
+        build=lambda st: Classifier(IMAGE_SHAPES[ds], len(CLASS_NAMES[ds]) + 1,
+                                    cfg.classifier.dropout),
+        train=train, extras=("examples",), what=f"garbage-class classifier for {ds}",
+        hint=f"make it with notebooks/fig4_ood.ipynb (./run_all.sh) or "
+             f"`python -m netinv_core.bench ood --train {ds} --profile PROFILE`")
+    out.extras["examples"] = {int(e): v for e, v in out.extras["examples"].items()}
+    return out
 
 
 def check_train_dataset(name: str) -> str:

@@ -190,8 +190,9 @@ def run_ood(train_name: str, profile="quick", *, seeds=(0, 1, 2), device=None, p
     for seed in seeds:
         cfg = ood_config(train_name, prof, seed)
         cfg = adjust(cfg) if adjust is not None else cfg
-        model, hist, ex = get_garbage_classifier(cfg, device=device, progress=progress,
-                                                 train_missing=train_missing)
+        garb = get_garbage_classifier(cfg, device=device, progress=progress,
+                                      train_missing=train_missing)
+        model, hist, ex = garb.model, garb.history, garb.extras["examples"]
         base = get_classifier(classifier_config(train_name, prof, seed=seed), device=device,
                               progress=progress, train_missing=train_missing)
         res = evaluate_ood(model, base.model, train, test, sets, device=device, seed=seed)

@@ -6,12 +6,11 @@ and train otherwise. Final checkpoints hold the config, the metrics and the libr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 
-from .cache import checkpoint_path, load_checkpoint, save_checkpoint
-from .errors import CheckpointError
+from .cache import Trained, default_device, load_or_train  # noqa: F401  (re-exported)
 from .classifier import Classifier, evaluate, train_classifier
 from .config import (QUICK_CLASSIFIER_EPOCHS, ClassifierConfig, GeneratorConfig, Profile,
                      get_profile, to_dict)
@@ -19,10 +18,6 @@ from .data import IMAGE_SHAPES, balanced_subset, load_dataset
 from .generator import Generator
 from .inversion import train_generator
 from .metrics import inversion_report
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _profile(profile) -> Profile:
@@ -34,17 +29,6 @@ def classifier_config(dataset: str, profile="quick", **overrides) -> ClassifierC
     if prof.name == "quick" and dataset in QUICK_CLASSIFIER_EPOCHS and "epochs" not in overrides:
         overrides["epochs"] = QUICK_CLASSIFIER_EPOCHS[dataset]
     return prof.classifier_config(dataset, **overrides)
-
-
-@dataclass
-class Trained:
-    """A trained model with the config that made it, its metrics and its checkpoint path."""
-
-    model: torch.nn.Module
-    config: object
-    metrics: dict
-    path: str
-    history: dict | None = None
 
 
 MISSING_HINT = ("make it with notebooks/fig2_inversion.ipynb (./run_all.sh) or "
@@ -59,31 +43,25 @@ def get_classifier(cfg: ClassifierConfig, *, device=None, progress=True, retrain
     With ``train_missing=False`` a missing checkpoint is an error that says how to make it.
     """
     device = device or default_device()
-    conf = to_dict(cfg)
-    path = checkpoint_path("classifier", conf, cfg.dataset)
     shape = IMAGE_SHAPES[cfg.dataset]
-    if path.exists() and not retrain:
-        state = load_checkpoint(path, kind="classifier", config=conf)
-        model = Classifier(shape, state["num_classes"], cfg.dropout)
-        model.load_state_dict(state["model"])
-        return Trained(model.to(device).eval(), cfg, state["metrics"], str(path))
-    if not train_missing:
-        raise CheckpointError(f"no cached {cfg.dataset} classifier for {conf} in {path.parent}; "
-                              + MISSING_HINT.format(dataset=cfg.dataset))
-    train = load_dataset(cfg.dataset, "train")
-    if cfg.train_size is not None:
-        train = train.subset(balanced_subset(train.y, cfg.train_size, seed=cfg.seed))
-    test = load_dataset(cfg.dataset, "test")
-    partial = path.with_suffix(".partial.pt")
-    model, history = train_classifier(cfg, train, device=device, checkpoint=partial,
-                                      progress=progress)
-    metrics = {"test_accuracy": evaluate(model, test, device), "train_size": len(train),
-               "train_seconds": sum(history["seconds"])}
-    save_checkpoint(path, kind="classifier", config=conf, metrics=metrics,
-                    tensors={"model": model.state_dict(), "num_classes": train.num_classes,
-                             "history": history})
-    partial.unlink(missing_ok=True)
-    return Trained(model.eval(), cfg, metrics, str(path), history)
+
+    def train(partial):
+        data = load_dataset(cfg.dataset, "train")
+        if cfg.train_size is not None:
+            data = data.subset(balanced_subset(data.y, cfg.train_size, seed=cfg.seed))
+        test = load_dataset(cfg.dataset, "test")
+        model, history = train_classifier(cfg, data, device=device,
+                                          checkpoint=partial, progress=progress)
+        metrics = {"test_accuracy": evaluate(model, test, device),
+                   "train_size": len(data), "train_seconds": sum(history["seconds"])}
+        return model, history, metrics, {"num_classes": data.num_classes}
+
+    conf = to_dict(cfg)
+    return load_or_train(
+        "classifier", conf, cfg.dataset, cfg, device=device, retrain=retrain,
+        train_missing=train_missing,
+        build=lambda st: Classifier(shape, st["num_classes"], cfg.dropout), train=train,
+        what=f"{cfg.dataset} classifier for {conf}", hint=MISSING_HINT.format(dataset=cfg.dataset))
 
 
 def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, progress=True,
@@ -99,35 +77,31 @@ def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, pro
     """
     device = device or default_device()
     ccfg: ClassifierConfig = classifier.config
+    shape = IMAGE_SHAPES[ccfg.dataset]
+    num_classes = classifier.model.num_classes
+
+    def train(partial):
+        gen, history = train_generator(classifier.model, cfg, shape, device=device,
+                                       checkpoint=partial, checkpoint_every=checkpoint_every,
+                                       progress=progress, feature_layer=feature_layer)
+        test = load_dataset(ccfg.dataset, "test")
+        metrics = inversion_report(classifier.model, gen, test, n=eval_samples, device=device,
+                                   keep_dropout=cfg.dropout_at_generation,
+                                   feature_layer=feature_layer)
+        metrics["generator_seconds"] = history["seconds"]
+        metrics["torch_threads"] = torch.get_num_threads()
+        metrics["device"] = torch.cuda.get_device_name(0) if str(device).startswith("cuda") else "cpu"
+        metrics["steps"] = cfg.steps
+        return gen, history, metrics, {}
+
     conf = {"classifier": to_dict(ccfg), "generator": to_dict(cfg), "eval_samples": eval_samples}
     if feature_layer is not None and feature_layer != getattr(classifier.model, "feature_layer", None):
         conf["feature_layer"] = feature_layer
-    path = checkpoint_path("generator", conf, ccfg.dataset)
-    shape = IMAGE_SHAPES[ccfg.dataset]
-    num_classes = classifier.model.num_classes
-    if path.exists() and not retrain:
-        state = load_checkpoint(path, kind="generator", config=conf)
-        gen = Generator(num_classes, shape, cfg)
-        gen.load_state_dict(state["model"])
-        return Trained(gen.to(device), cfg, state["metrics"], str(path), state["history"])
-    if not train_missing:
-        raise CheckpointError(f"no cached {ccfg.dataset} generator (seed {cfg.seed}) in "
-                              f"{path.parent}; " + MISSING_HINT.format(dataset=ccfg.dataset))
-    partial = path.with_suffix(".partial.pt")
-    gen, history = train_generator(classifier.model, cfg, shape, device=device, checkpoint=partial,
-                                   checkpoint_every=checkpoint_every, progress=progress,
-                                   feature_layer=feature_layer)
-    test = load_dataset(ccfg.dataset, "test")
-    metrics = inversion_report(classifier.model, gen, test, n=eval_samples, device=device,
-                               keep_dropout=cfg.dropout_at_generation, feature_layer=feature_layer)
-    metrics["generator_seconds"] = history["seconds"]
-    metrics["torch_threads"] = torch.get_num_threads()
-    metrics["device"] = torch.cuda.get_device_name(0) if str(device).startswith("cuda") else "cpu"
-    metrics["steps"] = cfg.steps
-    save_checkpoint(path, kind="generator", config=conf, metrics=metrics,
-                    tensors={"model": gen.state_dict(), "history": history})
-    partial.unlink(missing_ok=True)
-    return Trained(gen, cfg, metrics, str(path), history)
+    return load_or_train(
+        "generator", conf, ccfg.dataset, cfg, device=device, retrain=retrain,
+        train_missing=train_missing, build=lambda st: Generator(num_classes, shape, cfg),
+        train=train, what=f"{ccfg.dataset} generator (seed {cfg.seed})",
+        hint=MISSING_HINT.format(dataset=ccfg.dataset))
 
 
 def profile_generators(dataset: str, profile="quick", *, conditioning=None, weights=None,

@@ -304,7 +304,8 @@ def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, prof
     t0 = time.perf_counter()
     for seed in seeds:
         cfg = _recon_cfg(profile, seed, spec["overrides"], base_overrides)
-        gen, hist = get_reconstructor(clf, cfg, device=device, progress=False, classifier_key=key)
+        rec = get_reconstructor(clf, cfg, device=device, progress=False, classifier_key=key)
+        gen, hist = rec.model, rec.history
         x, y, oor = sample(gen, n_per_class, mode=sampling, seed=1000 + seed)
         m = judge.metrics(x, y)
         m.update(seed=seed, generator_seconds=hist["seconds"], raw_out_of_range_share=oor,
@@ -419,7 +420,8 @@ def run_search(storage: str, n_trials: int, dataset="mnist", train_size=1000, pr
     def objective(trial):
         ov = trial_weights(trial)
         cfg = _recon_cfg(profile, 0, {**ov, "steps": steps, "grad_samples": grad_samples})
-        gen, hist = get_reconstructor_for_search(clf, cfg, device)
+        rec = get_reconstructor_for_search(clf, cfg, device)
+        gen, hist = rec.model, rec.history
         x, y, _ = sample(gen, n_per_class, mode=_default_sampling(), seed=1000)
         m = judge.metrics(x, y)
         for k in ("label_accuracy", "verifier_accuracy", "nn_accuracy", "ncc_train", "ncc_test"):
@@ -495,8 +497,8 @@ def attempt_samples(rec: dict, profile="quick", n_per_class: int = 1, seed_index
                                    device)
     seed = rec["seeds"][seed_index]
     cfg = _recon_cfg(profile, seed, spec["overrides"], rec.get("base_overrides"))
-    gen, _ = get_reconstructor(clf, cfg, device=device, progress=False, classifier_key=key,
-                               train_missing=False)
+    gen = get_reconstructor(clf, cfg, device=device, progress=False, classifier_key=key,
+                            train_missing=False).model
     x, y, _ = sample(gen, n_per_class, mode=rec["sampling"], seed=1000 + seed)
     return x, y
 

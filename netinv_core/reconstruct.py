@@ -41,10 +41,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .cache import checkpoint_path, load_checkpoint, save_checkpoint
+from .cache import Trained, default_device, load_or_train
 from .config import ReconConfig, to_dict
 from .data import IMAGE_SHAPES
-from .errors import CheckpointError
 from .generator import Conditioning, Generator, generation_mode, hot_matrix
 from .inversion import FeatureTap, check_classifier_input, fit_generator
 from .losses import (PerSampleGradNorm, ce_loss, cosine_loss, kl_loss, ortho_loss, pixel_loss,
@@ -258,31 +257,28 @@ def _training_dict(cfg: ReconConfig) -> dict:
     return d
 
 
-def get_reconstructor(classifier, cfg: ReconConfig, *, device="cpu", progress=True,
-                      train_missing=True, retrain=False, classifier_key: dict | None = None):
-    """A reconstruction generator for the cached ``classifier`` (``pipeline.Trained``);
+def get_reconstructor(classifier: Trained, cfg: ReconConfig, *, device=None, progress=True,
+                      train_missing=True, retrain=False, classifier_key: dict | None = None) -> Trained:
+    """A reconstruction generator for the cached ``classifier``: cached, resumed, or trained;
     ``classifier_key`` replaces the classifier's config in the cache key (for classifiers whose
     architecture is not in their ``ClassifierConfig``)."""
+    device = device or default_device()
     ccfg = classifier.config
-    conf = {"classifier": classifier_key or to_dict(ccfg), "recon": _training_dict(cfg)}
-    path = checkpoint_path("recon", conf, ccfg.dataset)
     shape = IMAGE_SHAPES[ccfg.dataset]
     n = classifier.model.num_classes
-    if path.exists() and not retrain:
-        st = load_checkpoint(path, kind="recon", config=conf)
-        gen = recon_generator(n, shape, cfg)
-        gen.load_state_dict(st["model"])
-        return gen.to(device), st["history"]
-    if not train_missing:
-        raise CheckpointError(f"no cached reconstruction generator for {ccfg.dataset} "
-                              f"(train_size {ccfg.train_size}, seed {cfg.seed}) in {path.parent}; "
-                              f"make it with notebooks/fig5_reconstruction.ipynb (./run_all.sh) or "
-                              f"`python -m netinv_core.bench reconstruction --dataset "
-                              f"{ccfg.dataset} --train-size N --profile PROFILE`")
-    partial = path.with_suffix(".partial.pt")
-    gen, history = train_reconstructor(classifier.model, cfg, shape, device=device,
-                                       checkpoint=partial, progress=progress)
-    save_checkpoint(path, kind="recon", config=conf, tensors={"model": gen.state_dict(),
-                                                               "history": history})
-    partial.unlink(missing_ok=True)
-    return gen, history
+
+    def train(partial):
+        gen, history = train_reconstructor(classifier.model, cfg, shape, device=device,
+                                           checkpoint=partial, progress=progress)
+        return gen, history, {}, {}
+
+    return load_or_train(
+        "recon", {"classifier": classifier_key or to_dict(ccfg), "recon": _training_dict(cfg)},
+        ccfg.dataset, cfg,
+        device=device, retrain=retrain, train_missing=train_missing,
+        build=lambda st: recon_generator(n, shape, cfg), train=train,
+        what=f"reconstruction generator for {ccfg.dataset} (train_size {ccfg.train_size}, "
+             f"seed {cfg.seed})",
+        hint=f"make it with notebooks/fig5_reconstruction.ipynb (./run_all.sh) or "
+             f"`python -m netinv_core.bench reconstruction --dataset {ccfg.dataset} "
+             f"--train-size N --profile PROFILE`")
