@@ -27,7 +27,8 @@ from .config import GeneratorConfig
 from .errors import ConfigError
 from .interpret import clusters_per_class, features_of, summarize_clusters
 from .metrics import generate
-from .pipeline import _profile, classifier_config, get_classifier, get_generator
+from .config import classifier_config, get_profile
+from .pipeline import get_classifier, get_generator
 
 FACTORS = {
     "conditioning": ("label", "vector", "matrix", "vector_matrix"),
@@ -79,7 +80,7 @@ def run_ablation(dataset: str, profile="quick", *, spec=None, seeds=(0, 1, 2), n
                  device="cpu", progress=True, grid_per_class: int = 1) -> dict:
     """Train (or load) every setting x seed; returns ``{"rows": [...], "grids": {label: images}}``."""
     settings = parse_spec(spec)
-    prof = _profile(profile)
+    prof = get_profile(profile)
     clf = get_classifier(classifier_config(dataset, prof), device=device, progress=progress)
     rows, grids = [], {}
     n_cls = clf.model.num_classes

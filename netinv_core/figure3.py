@@ -13,7 +13,8 @@ from .data import CLASS_NAMES, load_dataset
 from .interpret import (clusters_per_class, decision_plane, embed_tsne, embed_umap, features_of,
                         sae_report, summarize_clusters, train_sae)
 from .metrics import generate, pixel_spread, within_class_cosine
-from .pipeline import _profile, profile_generators
+from .config import get_profile
+from .pipeline import profile_generators
 
 
 def _real_sample(data, per_class: int, seed: int):
@@ -33,7 +34,7 @@ def figure3_dataset(dataset: str, profile="quick", *, n_samples: int = 2000, emb
                     gammas=(0.0, 5.0, 10.0, 20.0), sae_epochs: int = 20, perplexity: float = 30.0,
                     train_missing: bool = False, device="cpu", progress=True, seed: int = 0) -> dict:
     """Everything Figure 3 draws and records for one dataset (generator seed 0 of the profile)."""
-    prof = _profile(profile)
+    prof = get_profile(profile)
     clf, (gen,) = profile_generators(dataset, prof, seeds=[0], device=device, progress=progress,
                                      train_missing=train_missing)
     model = clf.model

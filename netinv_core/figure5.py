@@ -21,7 +21,8 @@ from .errors import ConfigError
 from .generator import Generator
 from .inversion import FeatureTap, frozen, inversion_step
 from .metrics import generate
-from .pipeline import _profile, classifier_config, get_classifier, get_generator
+from .config import classifier_config, get_profile
+from .pipeline import get_classifier, get_generator
 from .reconstruct import (DEFAULT_SAMPLING, PerSampleGradNorm, get_reconstructor,
                           recon_generator, reconstruction_step)
 
@@ -32,26 +33,11 @@ TRAIN_SIZES = {"mnist": (1000, 10000, 60000), "fashionmnist": (1000, 10000, 6000
                "digits": (300, 1257)}
 
 
-# ---------------------------------------------------------------------------------------------
-# cached pipeline: classifiers on subsets, reconstruction generators, plain-inversion control
-
-RECON_SETTINGS = {
-    # classifier_min_steps: a small training set gets at least this many Adam steps (a 1000-image
-    # set at the profile's epochs would see only a few dozen); the paper gives no schedule.
-    "smoke": {"classifier_min_steps": 40, "n_generators": 2, "steps": 8, "batch_size": 32,
-              "width": 32, "grad_samples": 4, "n_per_class": 10},
-    "quick": {"classifier_min_steps": 1500, "n_generators": 3, "steps": 300, "batch_size": 64,
-              "width": 64, "grad_samples": 16, "n_per_class": 50},
-    "paper": {"classifier_min_steps": 10000, "n_generators": 3, "steps": 3000, "batch_size": 256,
-              "width": 128, "grad_samples": 32, "n_per_class": 200},
-}
-
-
 def subset_classifier_config(dataset: str, train_size: int, profile="quick") -> ClassifierConfig:
     """The profile's classifier trained on a class-balanced subset of ``train_size`` images (the
     whole split when ``train_size`` equals its size), with at least the profile's
     ``classifier_min_steps`` optimiser steps."""
-    prof = _profile(profile)
+    prof = get_profile(profile)
     n_train = len(load_dataset(dataset, "train"))
     if not isinstance(train_size, int) or train_size <= 0:
         raise ConfigError(f"train_size={train_size!r} must be a positive int")
@@ -62,15 +48,15 @@ def subset_classifier_config(dataset: str, train_size: int, profile="quick") -> 
     base = classifier_config(dataset, prof)
     if train_size == n_train:
         return base
-    min_steps = RECON_SETTINGS[prof.name]["classifier_min_steps"]
+    min_steps = prof.recon.classifier_min_steps
     epochs = max(base.epochs, math.ceil(min_steps / math.ceil(train_size / base.batch_size)))
     return replace(base, train_size=train_size, epochs=epochs)
 
 
 def recon_config(profile="quick", seed: int = 0, **overrides) -> ReconConfig:
-    st = RECON_SETTINGS[_profile(profile).name]
-    cfg = ReconConfig(steps=st["steps"], batch_size=st["batch_size"], width=st["width"],
-                      grad_samples=st["grad_samples"], seed=seed)
+    st = get_profile(profile).recon
+    cfg = ReconConfig(steps=st.steps, batch_size=st.batch_size, width=st.width,
+                      grad_samples=st.grad_samples, seed=seed)
     return replace(cfg, **overrides) if overrides else cfg
 
 
@@ -93,22 +79,22 @@ def reconstruction_experiment(dataset: str, train_size: int, profile="quick", *,
     from .recon_attempts import sample, sampling_modes_report
     from .recon_metrics import METRIC_KEYS, make_judge
 
-    prof = _profile(profile)
-    st = RECON_SETTINGS[prof.name]
+    prof = get_profile(profile)
+    st = prof.recon
     t0 = time.perf_counter()
     ccfg = subset_classifier_config(dataset, train_size, prof)
     clf = get_classifier(ccfg, device=device, progress=progress, train_missing=train_missing)
     judge = make_judge(clf.model, dataset, ccfg.train_size, attacked_seed=ccfg.seed, device=device)
     gens, reports = [], []
-    for seed in range(n_generators or st["n_generators"]):
+    for seed in range(n_generators or st.n_generators):
         cfg = recon_config(prof, seed)
         rec = get_reconstructor(clf, cfg, device=device, progress=progress,
                                 train_missing=train_missing)
         gen, hist = rec.model, rec.history
-        x, y, oor = sample(gen, st["n_per_class"], mode=sampling, seed=1000 + seed)
+        x, y, oor = sample(gen, st.n_per_class, mode=sampling, seed=1000 + seed)
         rep = judge.metrics(x, y, with_matches=True)
         rep.update(seed=seed, raw_out_of_range_share=oor, generator_seconds=hist["seconds"],
-                   sampling_modes=sampling_modes_report(gen, clf.model, st["n_per_class"],
+                   sampling_modes=sampling_modes_report(gen, clf.model, st.n_per_class,
                                                         1000 + seed, device))
         reports.append(rep)
         gens.append((x, y))
@@ -120,11 +106,11 @@ def reconstruction_experiment(dataset: str, train_size: int, profile="quick", *,
                         checkpoint_every=prof.checkpoint_every, eval_samples=prof.eval_samples,
                         train_missing=train_missing)
     n_cls = clf.model.num_classes
-    xi, yi = generate(inv.model, st["n_per_class"] * n_cls,
-                      labels=torch.arange(n_cls).repeat_interleave(st["n_per_class"]),
+    xi, yi = generate(inv.model, st.n_per_class * n_cls,
+                      labels=torch.arange(n_cls).repeat_interleave(st.n_per_class),
                       seed=999, keep_dropout=icfg.dropout_at_generation)
     inv_rep = judge.metrics(xi, yi, with_matches=True)
-    baselines = judge.baselines(st["n_per_class"])
+    baselines = judge.baselines(st.n_per_class)
 
     def agg(key, sub=None):
         vals = [r[key][sub] if sub else r[key] for r in reports]
@@ -157,7 +143,7 @@ def step_time_ratio(dataset: str = "mnist", profile="quick", *, repeats: int = 5
     the profile's classifier (trained on ``train_size`` images when given: the same architecture,
     so the same step time, without training the full-data classifier), and their ratio (the
     issue's <= 5x budget for the gradient term)."""
-    prof = _profile(profile)
+    prof = get_profile(profile)
     ccfg = (subset_classifier_config(dataset, train_size, prof) if train_size
             else classifier_config(dataset, prof))
     clf = get_classifier(ccfg, device=device, progress=False)

@@ -21,7 +21,9 @@ from .data import ImageData, load_dataset
 from .errors import DataUnavailableError, ShapeError
 from .ood import (OOD_DATASETS, Mahalanobis, OODConfig, check_train_dataset, energy_score,
                   garbage_score, get_garbage_classifier, msp_score, ood_metrics)
-from .pipeline import _profile, classifier_config, default_device, get_classifier
+from .cache import default_device
+from .config import classifier_config, get_profile
+from .pipeline import get_classifier
 
 # ---------------------------------------------------------------------------------------------
 # image conversion
@@ -118,23 +120,15 @@ def evaluate_ood(garbage_model, baseline_model, train: ImageData, test: ImageDat
 # ---------------------------------------------------------------------------------------------
 # the experiment: one training set, several seeds, every other dataset as OOD
 
-# Per-profile settings of the garbage training that the paper leaves open.
-OOD_SETTINGS = {
-    "smoke": {"gen_steps_per_epoch": 5, "inverted_per_epoch": 64, "ood_samples": 500},
-    "quick": {"gen_steps_per_epoch": 150, "inverted_per_epoch": 2000, "ood_samples": None},
-    "paper": {"gen_steps_per_epoch": 1000, "inverted_per_epoch": 10000, "ood_samples": None},
-}
-
-
 def ood_config(train_name: str, profile="quick", seed: int = 0) -> OODConfig:
     """The garbage-class config for ``train_name``: the profile's classifier (epochs, seed) and
-    generator (width, batch) with ``OOD_SETTINGS`` for the per-epoch inversion."""
-    prof = _profile(profile)
+    generator (width, batch) with the profile's ``ood`` settings for the per-epoch inversion."""
+    prof = get_profile(profile)
     check_train_dataset(train_name)
-    st = OOD_SETTINGS[prof.name]
+    st = prof.ood
     ccfg = classifier_config(train_name, prof, seed=seed)
-    gcfg = replace(prof.generator_config(seed=seed), steps=st["gen_steps_per_epoch"])
-    return OODConfig(classifier=ccfg, generator=gcfg, inverted_per_epoch=st["inverted_per_epoch"])
+    gcfg = replace(prof.generator_config(seed=seed), steps=st.gen_steps_per_epoch)
+    return OODConfig(classifier=ccfg, generator=gcfg, inverted_per_epoch=st.inverted_per_epoch)
 
 
 def sklearn_photo_patches(shape, n: int = 500, seed: int = 0) -> torch.Tensor:
@@ -179,12 +173,12 @@ def run_ood(train_name: str, profile="quick", *, seeds=(0, 1, 2), device=None, p
     mean/std summary, and garbage examples of the first seed. ``adjust`` maps each seed's
     ``ood_config`` to a variant (e.g. ``lambda c: replace(c, selection="uncertain", candidates=3)``);
     the baselines stay the profile's classifiers."""
-    prof = _profile(profile)
+    prof = get_profile(profile)
     device = device or default_device()
     check_train_dataset(train_name)
     train, test = load_dataset(train_name, "train"), load_dataset(train_name, "test")
-    st = OOD_SETTINGS[prof.name]
-    sets, skipped = ood_sets_for(train_name, train.image_shape, st["ood_samples"])
+    st = prof.ood
+    sets, skipped = ood_sets_for(train_name, train.image_shape, st.ood_samples)
     per_seed, examples, histories = [], None, []
     t0 = time.perf_counter()
     for seed in seeds:

@@ -12,23 +12,12 @@ import torch
 
 from .cache import Trained, default_device, load_or_train  # noqa: F401  (re-exported)
 from .classifier import Classifier, evaluate, train_classifier
-from .config import (QUICK_CLASSIFIER_EPOCHS, ClassifierConfig, GeneratorConfig, Profile,
+from .config import (ClassifierConfig, GeneratorConfig, classifier_config,  # noqa: F401
                      get_profile, to_dict)
 from .data import IMAGE_SHAPES, balanced_subset, load_dataset
 from .generator import Generator
 from .inversion import train_generator
 from .metrics import inversion_report
-
-
-def _profile(profile) -> Profile:
-    return profile if isinstance(profile, Profile) else get_profile(profile)
-
-
-def classifier_config(dataset: str, profile="quick", **overrides) -> ClassifierConfig:
-    prof = _profile(profile)
-    if prof.name == "quick" and dataset in QUICK_CLASSIFIER_EPOCHS and "epochs" not in overrides:
-        overrides["epochs"] = QUICK_CLASSIFIER_EPOCHS[dataset]
-    return prof.classifier_config(dataset, **overrides)
 
 
 MISSING_HINT = ("make it with notebooks/fig2_inversion.ipynb (./run_all.sh) or "
@@ -109,7 +98,7 @@ def profile_generators(dataset: str, profile="quick", *, conditioning=None, weig
                        seeds=None, feature_layer=None, **gen_overrides):
     """The classifier and the profile's ``n_generators`` independently seeded generators
     (seeds 0..n-1, or ``seeds``); ``feature_layer`` as in ``get_generator``."""
-    prof = _profile(profile)
+    prof = get_profile(profile)
     clf = get_classifier(classifier_config(dataset, prof), device=device, progress=progress,
                          train_missing=train_missing)
     overrides = dict(gen_overrides)

@@ -290,7 +290,7 @@ def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, prof
                 base_overrides: dict | None = None, device="cpu", judge: Judge | None = None,
                 log=print) -> dict:
     """Train (or load) one generator per seed for ``spec`` and score it."""
-    from .figure5 import RECON_SETTINGS
+    from .config import get_profile
     from .reconstruct import get_reconstructor
 
     from .reconstruct import DEFAULT_SAMPLING
@@ -299,7 +299,7 @@ def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, prof
     clf, key = attacked_classifier(spec["classifier"], dataset, ts, profile, device)
     judge = judge if judge is not None and spec["classifier"] == "cnn" and ts == train_size \
         else make_judge(clf.model, dataset, ts, device=device)
-    n_per_class = n_per_class or RECON_SETTINGS[profile]["n_per_class"]
+    n_per_class = n_per_class or get_profile(profile).recon.n_per_class
     per_seed = []
     t0 = time.perf_counter()
     for seed in seeds:
