@@ -26,7 +26,7 @@ import torch
 from .config import GeneratorConfig
 from .errors import ConfigError
 from .interpret import clusters_per_class, features_of, summarize_clusters
-from .metrics import generate
+from .generator import generate
 from .config import classifier_config, get_profile
 from .pipeline import get_classifier, get_generator
 

@@ -12,7 +12,8 @@ import torch
 from .config import CONDITIONINGS, GeneratorConfig, LossWeights
 from .data import ImageData
 from .inversion import train_generator
-from .metrics import generate, inversion_report
+from .generator import generate
+from .metrics import inversion_report
 from .plotting import inversion_grid
 
 

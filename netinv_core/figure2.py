@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .data import CLASS_NAMES
-from .metrics import generate
+from .generator import generate
 from .pipeline import profile_generators
 
 

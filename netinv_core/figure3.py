@@ -12,7 +12,8 @@ import torch
 from .data import CLASS_NAMES, load_dataset
 from .interpret import (clusters_per_class, decision_plane, embed_tsne, embed_umap, features_of,
                         sae_report, summarize_clusters, train_sae)
-from .metrics import generate, pixel_spread, within_class_cosine
+from .generator import generate
+from .metrics import pixel_spread, within_class_cosine
 from .config import get_profile
 from .pipeline import profile_generators
 

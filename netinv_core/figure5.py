@@ -20,7 +20,7 @@ from .data import IMAGE_SHAPES, load_dataset
 from .errors import ConfigError
 from .generator import Generator
 from .inversion import FeatureTap, frozen, inversion_step
-from .metrics import generate
+from .generator import generate
 from .config import classifier_config, get_profile
 from .pipeline import get_classifier, get_generator
 from .reconstruct import (DEFAULT_SAMPLING, PerSampleGradNorm, get_reconstructor,

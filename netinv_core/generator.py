@@ -132,14 +132,6 @@ class Generator(nn.Module):
             x = F.interpolate(x, size=self.base, mode="bilinear", align_corners=False)
         return self.up(x)                                             # (B, C, H, W)
 
-    def sample(self, n: int, labels=None, generator: torch.Generator | None = None):
-        """Draw ``n`` images; returns ``(images, conditioning)``. Uses the module's current mode."""
-        device = next(self.parameters()).device
-        cond = sample_conditioning(self.conditioning, n, self.num_classes, labels=labels,
-                                   generator=generator)
-        z = torch.randn(n, self.latent_dim, generator=generator)
-        return self(z.to(device), cond.to(device)), cond
-
 
 @contextmanager
 def generation_mode(gen: Generator, keep_dropout: bool = True):
@@ -155,3 +147,45 @@ def generation_mode(gen: Generator, keep_dropout: bool = True):
         yield gen
     finally:
         gen.train(was)
+
+
+def sample_in_stream(gen: Generator, labels: torch.Tensor, rng: torch.Generator, *,
+                     keep_dropout: bool = True, batch_size: int = 1000, conditioning=None):
+    """Images for ``labels`` in batches (on the CPU): latents z ~ N(0, I) and the conditioning from
+    ``rng``, dropout (when kept) from torch's *global* generator as the caller left it. Use
+    ``generate``; this is for a training loop that owns the global stream (the garbage class).
+    ``conditioning(labels) -> Conditioning`` replaces the generator's own scheme."""
+    device = next(gen.parameters()).device
+    out = []
+    with torch.no_grad(), generation_mode(gen, keep_dropout):
+        for i in range(0, len(labels), batch_size):
+            lb = labels[i:i + batch_size]
+            if conditioning is None:
+                cond = sample_conditioning(gen.conditioning, len(lb), gen.num_classes, labels=lb,
+                                           generator=rng)
+            else:
+                cond = conditioning(lb)
+            z = torch.randn(len(lb), gen.latent_dim, generator=rng)
+            out.append(gen(z.to(device), cond.to(device)).cpu())
+    return torch.cat(out)
+
+
+def generate(gen: Generator, n: int, *, labels=None, seed: int = 0, keep_dropout: bool = True,
+             batch_size: int = 1000, conditioning=None):
+    """The one way to sample: ``n`` images (on the CPU) and their labels, balanced labels
+    (0, 1, ..., N-1, 0, ...) by default, deterministic for ``seed``.
+
+    Latents and conditioning come from ``torch.Generator().manual_seed(seed)``; dropout at
+    generation time (``keep_dropout``) needs torch's global generator, which is reseeded with
+    ``seed`` inside ``torch.random.fork_rng``, so the caller's random state is left as it was.
+    ``conditioning(labels) -> Conditioning`` replaces the generator's own scheme (e.g. the hot
+    conditioning of reconstruction).
+    """
+    labels = torch.arange(n) % gen.num_classes if labels is None else torch.as_tensor(labels)
+    rng = torch.Generator().manual_seed(seed)
+    device = next(gen.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        x = sample_in_stream(gen, labels, rng, keep_dropout=keep_dropout, batch_size=batch_size,
+                             conditioning=conditioning)
+    return x, labels

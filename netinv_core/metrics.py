@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import ImageData
-from .generator import Generator, generation_mode
+from .generator import Generator, generate
 from .inversion import FeatureTap, frozen
 
 
@@ -51,23 +51,6 @@ def tap_batches(tap: FeatureTap, images: torch.Tensor, device="cpu", batch_size:
         logits.append(lg.cpu())
         feats.append(ft.cpu())
     return torch.cat(logits), torch.cat(feats)
-
-
-@torch.no_grad()
-def generate(generator: Generator, n: int, *, labels=None, seed: int = 0, keep_dropout: bool = True,
-             batch_size: int = 1000):
-    """``n`` images (on the CPU) and their labels from ``generator``; balanced labels by default."""
-    if labels is None:
-        labels = torch.arange(n) % generator.num_classes
-    rng = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # dropout at generation time draws from the global generator
-    out = []
-    with generation_mode(generator, keep_dropout):
-        for i in range(0, n, batch_size):
-            x, _ = generator.sample(len(labels[i:i + batch_size]), labels=labels[i:i + batch_size],
-                                    generator=rng)
-            out.append(x.cpu())
-    return torch.cat(out), torch.as_tensor(labels)
 
 
 def inversion_report(classifier, generator: Generator, test: ImageData, *, n: int = 1000,

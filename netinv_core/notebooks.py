@@ -57,27 +57,49 @@ def check_parameters(path, params: dict) -> None:
                               f"like its default {known[name]!r}")
 
 
+def kernel_env(environ=None) -> dict:
+    """The environment the notebook's kernel gets: ``environ`` (default ``os.environ``) with
+    relative ``NETINV_DATA`` / ``NETINV_CACHE`` made absolute (from the caller's working
+    directory), since the kernel runs in the notebook's folder. The caller's own environment is
+    not changed."""
+    import os
+
+    env = dict(os.environ if environ is None else environ)
+    for var in ("NETINV_DATA", "NETINV_CACHE"):
+        if env.get(var):
+            env[var] = str(Path(env[var]).expanduser().resolve())
+    return env
+
+
+def _kernel_manager_class(env: dict):
+    """A jupyter kernel manager that starts its kernel with ``env``."""
+    from jupyter_client import AsyncKernelManager
+
+    class KernelManager(AsyncKernelManager):
+        netinv_env = env
+
+        async def start_kernel(self, **kw):
+            return await super().start_kernel(**{**kw, "env": dict(self.netinv_env)})
+
+    return KernelManager
+
+
 def run_notebook(path, params: dict | None = None, output=None, progress: bool = True):
     """Check ``params``, then execute ``path`` with papermill (cwd = the notebook's folder).
 
     The executed copy goes to ``output`` (default ``notebooks/executed/NAME``); returns its path.
-    Relative ``NETINV_DATA`` / ``NETINV_CACHE`` paths are made absolute first (from the caller's
-    working directory), since the kernel runs in the notebook's folder.
+    The kernel gets ``kernel_env()``: relative data and cache paths made absolute.
     """
-    import os
-
     import papermill
 
-    for var in ("NETINV_DATA", "NETINV_CACHE"):
-        if os.environ.get(var):
-            os.environ[var] = str(Path(os.environ[var]).expanduser().resolve())
     path = Path(path).resolve()
     params = dict(params or {})
     check_parameters(path, params)
     output = Path(output) if output else path.parent / "executed" / path.name
     output.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(path), str(output), parameters=params, cwd=str(path.parent),
-                               progress_bar=progress, kernel_name="python3")
+                               progress_bar=progress, kernel_name="python3",
+                               kernel_manager_class=_kernel_manager_class(kernel_env()))
     return output
 
 

@@ -60,9 +60,8 @@ from .classifier import Classifier, channel_stats, train_epoch
 from .config import ClassifierConfig, GeneratorConfig, check_dataset, to_dict
 from .data import CLASS_NAMES, IMAGE_SHAPES, ImageData, balanced_subset, load_dataset
 from .errors import ConfigError
-from .generator import Generator
+from .generator import Generator, sample_in_stream
 from .inversion import FeatureTap, frozen, inversion_step
-from .metrics import generate
 
 
 OOD_DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10")
@@ -262,9 +261,14 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
             accs = [inversion_step(gen, gopt, tap, gcfg, gen_rng, device)["batch_accuracy"]
                     for _ in tqdm(range(gcfg.steps), desc=f"inversion epoch {epoch + 1}",
                                   disable=not progress, leave=False)]
-        new, new_labels = generate(gen, cfg.inverted_per_epoch * cfg.candidates,
-                                   seed=ccfg.seed * 1000 + epoch,
-                                   keep_dropout=gcfg.dropout_at_generation)
+        # This loop owns torch's global stream: sampling reseeds it (and the next epoch's dropout
+        # continues from there), as the cached garbage classifiers were made.
+        seed_e = ccfg.seed * 1000 + epoch
+        n_new = cfg.inverted_per_epoch * cfg.candidates
+        new_labels = torch.arange(n_new) % k
+        torch.manual_seed(seed_e)
+        new = sample_in_stream(gen, new_labels, torch.Generator().manual_seed(seed_e),
+                               keep_dropout=gcfg.dropout_at_generation)
         if cfg.selection == "uncertain":
             new, new_labels = select_uncertain(model, new, new_labels, cfg.inverted_per_epoch,
                                                device)

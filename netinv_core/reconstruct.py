@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from .cache import Trained, default_device, load_or_train
 from .config import ReconConfig, to_dict
 from .data import IMAGE_SHAPES
-from .generator import Conditioning, Generator, generation_mode, hot_matrix
+from .generator import Conditioning, Generator, generate, hot_matrix
 from .inversion import FeatureTap, check_classifier_input, fit_generator
 from .losses import (PerSampleGradNorm, ce_loss, cosine_loss, kl_loss, ortho_loss, pixel_loss,
                      variation_loss)
@@ -149,17 +149,13 @@ def train_reconstructor(classifier: nn.Module, cfg: ReconConfig, image_shape, *,
     return gen, history
 
 
-@torch.no_grad()
 def reconstruct(gen: Generator, n_per_class: int, *, seed: int = 0, keep_dropout: bool = True):
     """``n_per_class`` reconstructions of every class, clamped to [0, 1]; ``(images, labels)``,
-    plus the share of raw pixel values that were outside [0, 1]."""
+    plus the share of raw pixel values that were outside [0, 1] (one batch, ``generate``)."""
     labels = torch.arange(gen.num_classes).repeat_interleave(n_per_class)
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    device = next(gen.parameters()).device
-    with generation_mode(gen, keep_dropout):
-        z = torch.randn(len(labels), gen.latent_dim, generator=g)
-        x = gen(z.to(device), hot_conditioning(labels, gen.num_classes).to(device)).cpu()
+    x, _ = generate(gen, len(labels), labels=labels, seed=seed, keep_dropout=keep_dropout,
+                    batch_size=max(len(labels), 1),
+                    conditioning=lambda lb: hot_conditioning(lb, gen.num_classes))
     out_of_range = ((x < 0) | (x > 1)).float().mean().item()
     return x.clamp(0, 1), labels, out_of_range
 

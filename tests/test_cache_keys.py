@@ -7,7 +7,6 @@ a deliberate change of a key bumps ``cache.SCHEMA`` and updates this table and t
 import json
 from pathlib import Path
 
-import pytest
 
 from netinv_core.cache import checkpoint_path
 from netinv_core.config import classifier_config, get_profile, to_dict

@@ -131,16 +131,18 @@ def test_relative_data_and_cache_paths_survive_the_notebook_cwd(tmp_path, monkey
     import papermill
     seen = {}
 
-    def execute(*args, **kwargs):  # what the kernel would inherit
-        seen.update(data=os.environ["NETINV_DATA"], cache=os.environ["NETINV_CACHE"])
+    def execute(*args, **kwargs):  # the environment the kernel would be started with
+        seen.update(kwargs["kernel_manager_class"].netinv_env)
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NETINV_DATA", "data")
     monkeypatch.setenv("NETINV_CACHE", "cache")
     monkeypatch.setattr(papermill, "execute_notebook", execute)
     run_notebook(NOTEBOOK_DIR / "explore_inversion.ipynb", {}, output=tmp_path / "out.ipynb")
-    assert seen == {"data": str((tmp_path / "data").resolve()),
-                    "cache": str((tmp_path / "cache").resolve())}
+    assert (seen["NETINV_DATA"], seen["NETINV_CACHE"]) == (str((tmp_path / "data").resolve()),
+                                                           str((tmp_path / "cache").resolve()))
+    # the caller's own environment is left alone
+    assert (os.environ["NETINV_DATA"], os.environ["NETINV_CACHE"]) == ("data", "cache")
 
 
 def test_figures_dir_reaches_every_notebook_that_writes_figures(tmp_path, monkeypatch):
