@@ -2,11 +2,11 @@
 
 "A simple multi-layer convolutional neural network consisting of convolutional layers, dropout
 layers, batch normalization, and leaky-relu activation followed by fully connected layers" with a
-128-d penultimate feature layer (NOTES.md: the authors' group uses three conv layers and a 128-d
+128-d penultimate feature layer (docs/choices.md: the authors' group uses three conv layers and a 128-d
 fully connected penultimate layer). The same code takes 1x28x28 and 3x32x32 inputs.
 
 The classifier normalises its own input: it takes images in [0, 1] and subtracts the per-channel
-training mean / divides by the std inside ``forward`` (NOTES.md pitfall 5), so that a generator
+training mean / divides by the std inside ``forward`` (docs/choices.md pitfall 5), so that a generator
 with a sigmoid output lives in exactly the classifier's input space.
 """
 from __future__ import annotations
@@ -81,10 +81,6 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[0]
-
-
-def build_classifier(cfg: ClassifierConfig, in_shape, num_classes: int) -> Classifier:
-    return Classifier(in_shape, num_classes, cfg.dropout)
 
 
 def channel_stats(data: ImageData):

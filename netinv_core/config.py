@@ -11,7 +11,7 @@ Profiles
 ``smoke``  seconds on a CPU, scikit-learn's embedded digits; used by tests and CI.
 ``quick``  minutes on a 2-core laptop CPU, real datasets.
 ``paper``  a GPU box, paper-scale settings.
-The paper gives no hyperparameters (see ``../shared/paper/NOTES.md``); the ``paper`` profile uses
+The paper gives no hyperparameters (see ``docs/choices.md``); the ``paper`` profile uses
 the values of the authors' group's public code where known and generous budgets otherwise. Every
 value the ``quick``/``smoke`` profiles shrink names the ``paper`` value beside it.
 """
@@ -26,8 +26,6 @@ from .errors import ConfigError
 
 DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10", "digits")
 CONDITIONINGS = ("label", "vector", "matrix", "vector_matrix")
-LOSS_TERMS = ("alpha", "beta", "gamma", "delta")
-LOSS_TERM_NAMES = {"alpha": "kl", "beta": "ce", "gamma": "cosine", "delta": "ortho"}
 
 
 def _check_weight(name: str, value: Any) -> float:
@@ -58,9 +56,9 @@ def check_conditioning(name: str) -> str:
 class LossWeights:
     """Weights of L_Inv = alpha*L_KL + beta*L_CE + gamma*L_Cosine + delta*L_Ortho (paper eq. 1).
 
-    Defaults follow the public reimplementations (NOTES.md: KL about 5, CE 10, cosine 10,
+    Defaults follow the public reimplementations (docs/choices.md: KL about 5, CE 10, cosine 10,
     orthogonality 1-7 on a normalised Gram); the paper states none. The weights are constants:
-    they never grow with the step count (NOTES.md pitfall 6).
+    they never grow with the step count (docs/choices.md pitfall 6).
     """
 
     alpha: float = 5.0   # KL(P || Q), conditioning distribution vs classifier output
@@ -104,7 +102,7 @@ class GeneratorConfig:
     latent_dim: int = 100            # authors' group code: z of 100 dims
     cond_dim: int = 100              # conditioning vector -> linear -> 100 dims
     width: int = 128                 # channels at the NxN stage
-    dropout: float = 0.5             # "heavy" dropout (NOTES.md pitfall 7: 0.1 is not heavy)
+    dropout: float = 0.5             # "heavy" dropout (choices.md pitfall 7: 0.1 is not heavy)
     dropout_at_generation: bool = True  # keep dropout on when sampling (paper: "during generation")
     weights: LossWeights = field(default_factory=LossWeights)
     steps: int = 3000
@@ -127,7 +125,7 @@ class GeneratorConfig:
 
 @dataclass(frozen=True)
 class ReconWeights:
-    """Weights of L_Recon. Defaults: NOTES.md's public values (KL 5, perturbed KL 5, CE 10,
+    """Weights of L_Recon. Defaults: the public values of docs/choices.md (KL 5, perturbed KL 5, CE 10,
     perturbed CE 10, cosine 10, orthogonality 7, gradient norm 2); eta1 (variation) and eta2
     (pixel range) are not given anywhere and are ours, scaled to the summed-over-pixels terms."""
 
@@ -335,15 +333,3 @@ def classifier_config(dataset: str, profile: "str | Profile" = "quick", **overri
 def to_dict(cfg) -> dict:
     """A JSON-able dict of a config dataclass (nested dataclasses become dicts)."""
     return dataclasses.asdict(cfg)
-
-
-def from_dict(cls, d: Mapping[str, Any]):
-    """Rebuild a config dataclass from ``to_dict`` output; unknown keys are an error."""
-    names = {f.name for f in fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = dict(d)
-    if cls is GeneratorConfig and isinstance(kwargs.get("weights"), Mapping):
-        kwargs["weights"] = LossWeights(**kwargs["weights"])
-    return cls(**kwargs)

@@ -1,7 +1,7 @@
 """Datasets: MNIST, FashionMNIST, SVHN, CIFAR-10 and scikit-learn's embedded digits.
 
 Images are kept as uint8 tensors (N, C, H, W) in memory and converted to float in [0, 1] per batch;
-every classifier normalises its own input (NOTES.md pitfall 5), so [0, 1] is the one image scale
+every classifier normalises its own input (docs/choices.md pitfall 5), so [0, 1] is the one image scale
 used by the data, the generator and the classifier alike.
 
 Where files are looked for (the *data root*): ``$NETINV_DATA`` if set, else ``~/.cache/netinv/data``.

@@ -19,7 +19,7 @@ Schemes (``GeneratorConfig.conditioning``):
 P is the conditioning distribution that the KL term compares with the classifier's output.
 
 The NxN stage is built for the classifier's N (any N >= 1), and the resize to H/4 makes the same
-generator serve 1x28x28 and 3x32x32 (NOTES.md pitfall 3). The output is a sigmoid in [0, 1], the
+generator serve 1x28x28 and 3x32x32 (docs/choices.md pitfall 3). The output is a sigmoid in [0, 1], the
 classifier's own input scale (pitfall 5).
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ All analyses use the classifier's penultimate features f (128-d for netinv's cla
   whose best silhouette is below 0.25 ("no substantial structure", Kaufman & Rousseeuw) counts as
   one cluster.
 - Sparse autoencoder (SAE) on standardised features of the *training* data: 128 -> 512 (sigmoid)
-  -> 128, loss = MSE + beta_s * sum_j KL(rho || rho_hat_j), rho = 0.05 (NOTES.md). Reported:
+  -> 128, loss = MSE + beta_s * sum_j KL(rho || rho_hat_j), rho = 0.05 (docs/choices.md). Reported:
   reconstruction MSE and mean activation on held-out real (test) features; per class the Jaccard
   overlap of the top-k most active units for real versus inverted samples; and the SAE as an
   anomaly detector: score = reconstruction MSE (higher = more anomalous), AUROC of inverted

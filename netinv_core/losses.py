@@ -6,7 +6,7 @@ Notation: a batch of B generated images; P (B, N) the conditioning distributions
 classifier's logits; y the encoded labels (argmax of P); f_i the penultimate features of image i.
 
 Choices the paper leaves open (also in the README):
-- KL and CE take *logits* and apply log-softmax once (NOTES.md pitfall 1: no double softmax).
+- KL and CE take *logits* and apply log-softmax once (docs/choices.md pitfall 1: no double softmax).
 - Cosine and orthogonality use L2-normalised features f_i / ||f_i|| (pitfall 2), so the Gram
   matrix's diagonal is exactly 1 and the identity target is meaningful for any feature scale and
   batch size. Both compare every pair in the batch, across classes, as the paper defines them.

@@ -1,6 +1,6 @@
 """Numbers for an inverted generator: inversion accuracy and diversity.
 
-- Inversion accuracy (paper, Section 5.1; NOTES.md): the share of generated samples whose predicted
+- Inversion accuracy (paper, Section 5.1; docs/choices.md): the share of generated samples whose predicted
   class equals the conditioning label (argmax of the conditioning vector), on ``n`` fresh samples
   (at least 1000), with balanced labels.
 - Feature cosine within a class: for the samples of class c, the mean over pairs i != j of

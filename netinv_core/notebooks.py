@@ -18,7 +18,7 @@ from .errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 # run_all.sh order: every paper figure, then the exploration notebook
-NOTEBOOKS = ("fig2_inversion.ipynb", "fig3_interpretability.ipynb", "fig4_ood.ipynb",
+NOTEBOOKS = ("fig2_inversion.ipynb", "fig3_interpretability.ipynb", "sec52_ood.ipynb",
              "fig5_reconstruction.ipynb", "ablation.ipynb", "explore_inversion.ipynb")
 
 

@@ -1,4 +1,4 @@
-"""Out-of-distribution detection with a garbage class (paper Section 5.2; NOTES.md, 2505.23448).
+"""Out-of-distribution detection with a garbage class (paper Section 5.2; docs/choices.md, 2505.23448).
 
 Training (``train_garbage_classifier``): an (N+1)-way classifier whose class N is "garbage".
 
@@ -18,7 +18,7 @@ Training (``train_garbage_classifier``): an (N+1)-way classifier whose class N i
    memory stays constant. Images are stored as uint8, like the datasets.
 4. Optional (``selection="uncertain"``, the follow-up 2512.00229; default ``"all"`` = the paper):
    generate ``candidates`` x ``inverted_per_epoch`` samples and add, per conditioning label, only
-   the ones the current classifier is most uncertain about, by the uncertainty of NOTES.md
+   the ones the current classifier is most uncertain about, by the uncertainty of docs/choices.md
    UE(p) = 1 - sum_i (p_i - 1/K)^2 / sum_i (delta_ik - 1/K)^2,  k = argmax_i p_i,  K = N+1,
    which is 0 for a one-hot p and 1 for the uniform p.
 
@@ -318,7 +318,7 @@ def get_garbage_classifier(cfg: OODConfig, *, device=None, progress=True, retrai
         build=lambda st: Classifier(IMAGE_SHAPES[ds], len(CLASS_NAMES[ds]) + 1,
                                     cfg.classifier.dropout),
         train=train, extras=("examples",), what=f"garbage-class classifier for {ds}",
-        hint=f"make it with notebooks/fig4_ood.ipynb (./run_all.sh) or "
+        hint=f"make it with notebooks/sec52_ood.ipynb (./run_all.sh) or "
              f"`python -m netinv_core.bench ood --train {ds} --profile PROFILE`")
     out.extras["examples"] = {int(e): v for e, v in out.extras["examples"].items()}
     return out

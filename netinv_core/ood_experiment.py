@@ -244,7 +244,7 @@ def record(result: dict) -> dict:
 
 
 def paper_table(records: dict[str, dict]) -> dict:
-    """The 4x4 table of NOTES.md from ``{train_name: record}``: rows = trained on, columns =
+    """The 4x4 table of docs/choices.md from ``{train_name: record}``: rows = trained on, columns =
     tested on; diagonal = in-distribution accuracy, off-diagonal = share sent to garbage
     (mean over seeds, percent). Cells not run or without data are None."""
     table = {}

@@ -45,19 +45,6 @@ def inversion_grid(columns: list[torch.Tensor], class_names, *, title: str = "",
     return fig
 
 
-def sample_grid(images: torch.Tensor, labels: torch.Tensor, class_names, per_class: int = 8,
-                title: str = ""):
-    """Rows are classes, ``per_class`` samples of each class side by side."""
-    cols = []
-    for j in range(per_class):
-        col = []
-        for c in range(len(class_names)):
-            idx = torch.nonzero(labels == c).flatten()
-            col.append(images[idx[j % max(len(idx), 1)]] if len(idx) else torch.zeros_like(images[0]))
-        cols.append(torch.stack(col))
-    return inversion_grid(cols, class_names, title=title)
-
-
 def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 150) -> list[str]:
     """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); returns the paths."""
     paths = []
@@ -79,9 +66,24 @@ def _clean(obj):
     return obj
 
 
+def _portable(text: str) -> str:
+    """``text`` with this machine's data root, cache folder and home folder written as
+    ``$NETINV_DATA``, ``$NETINV_CACHE`` and ``~`` (recorded files name no machine paths)."""
+    from .cache import cache_dir
+    from .data import data_root
+
+    for path, name in ((data_root(), "$NETINV_DATA"), (cache_dir(), "$NETINV_CACHE"),
+                       (Path.home(), "~")):
+        for p in {str(path), str(path.resolve())}:
+            if len(p) > 1:
+                text = text.replace(p, name)
+    return text
+
+
 def save_json(obj, path: str | Path) -> str:
-    """Write ``obj`` as indented JSON atomically (non-finite floats become null)."""
-    text = json.dumps(_clean(obj), indent=2, sort_keys=True)
+    """Write ``obj`` as indented JSON atomically (non-finite floats become null; machine paths
+    written as ``$NETINV_DATA`` / ``$NETINV_CACHE`` / ``~``)."""
+    text = _portable(json.dumps(_clean(obj), indent=2, sort_keys=True))
     atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
     return str(path)
 

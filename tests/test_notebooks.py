@@ -55,9 +55,9 @@ def test_fig3_smoke(tmp_path):
         assert (figs / f"{stem}.png").stat().st_size > 1000 and (figs / f"{stem}.pdf").exists()
 
 
-def test_fig4_ood_smoke(tmp_path):
+def test_sec52_ood_smoke(tmp_path):
     figs = tmp_path / "figs"
-    run_notebook(NOTEBOOK_DIR / "fig4_ood.ipynb",
+    run_notebook(NOTEBOOK_DIR / "sec52_ood.ipynb",
                  {"profile": "smoke", "figures_dir": str(figs), "seeds": [0, 1]},
                  output=tmp_path / "fig4.ipynb", progress=False)
     rec = json.loads((figs / "fig4_ood.json").read_text())
@@ -154,7 +154,7 @@ def test_figures_dir_reaches_every_notebook_that_writes_figures(tmp_path, monkey
         assert nbmod.main(["run", str(NOTEBOOK_DIR / name), "-p", "profile", "smoke",
                            "--figures-dir", str(tmp_path)]) == 0
     writes = {n for n in NOTEBOOKS if "figures_dir" in notebook_parameters(NOTEBOOK_DIR / n)}
-    assert {"ablation.ipynb", "fig4_ood.ipynb"} <= writes
+    assert {"ablation.ipynb", "sec52_ood.ipynb"} <= writes
     for name in NOTEBOOKS:
         params = got[str(NOTEBOOK_DIR / name)]
         assert params.get("figures_dir") == (str(tmp_path.resolve()) if name in writes else None)
