@@ -22,6 +22,42 @@ NOTEBOOKS = ("fig2_inversion.ipynb", "fig3_interpretability.ipynb", "sec52_ood.i
              "fig5_reconstruction.ipynb", "ablation.ipynb", "explore_inversion.ipynb")
 
 
+# The smoke tests' parameters per notebook (profile smoke, small budgets): run_tests.sh executes
+# copies parameterised with these through nbval, and tests/test_notebooks.py checks what they wrote.
+SMOKE_PARAMS = {
+    "fig2_inversion.ipynb": {"profile": "smoke"},
+    "fig3_interpretability.ipynb": {"profile": "smoke", "n_samples": 1000, "embed_samples": 200,
+                                    "gammas": [0.0, 10.0], "sae_epochs": 2, "train_missing": True},
+    "sec52_ood.ipynb": {"profile": "smoke", "seeds": [0, 1]},
+    "fig5_reconstruction.ipynb": {"profile": "smoke", "train_sizes": {"digits": [300]}},
+    "ablation.ipynb": {"profile": "smoke", "seeds": [0, 1],
+                       "factors": {"conditioning": ["label", "vector_matrix"],
+                                   "loss_off": ["gamma"]}},
+    "explore_inversion.ipynb": {"profile": "smoke", "dataset": "digits", "steps": 5, "gamma": 3},
+}
+
+
+def smoke_copies(folder) -> list[Path]:
+    """Write every notebook, parameterised with ``SMOKE_PARAMS`` (figures into
+    ``folder/out/NAME/``), to ``folder`` without running it; returns the copies' paths."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    folder = Path(folder).resolve()
+    out = []
+    for name in NOTEBOOKS:
+        params = dict(SMOKE_PARAMS[name])
+        if "figures_dir" in notebook_parameters(NOTEBOOK_DIR / name):
+            params["figures_dir"] = str(folder / "out" / Path(name).stem)
+        check_parameters(NOTEBOOK_DIR / name, params)
+        nb = parameterize_notebook(load_notebook_node(str(NOTEBOOK_DIR / name)), params)
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, folder / name)
+        out.append(folder / name)
+    return out
+
+
 def notebook_parameters(path) -> dict:
     """``{name: default}`` of the notebook's cell tagged ``parameters`` (defaults are literals)."""
     import papermill
@@ -122,9 +158,14 @@ def main(argv=None) -> int:
     run.add_argument("--figures-dir", default=None,
                      help="sets the notebook's figures_dir parameter, if it has one")
     sub.add_parser("list", help="the notebooks run_all.sh runs, in order")
+    sc = sub.add_parser("smoke-copies", help="write smoke-parameterised copies (for nbval)")
+    sc.add_argument("folder")
     args = parser.parse_args(argv)
     if args.cmd == "list":
         print("\n".join(str(NOTEBOOK_DIR / n) for n in NOTEBOOKS))
+        return 0
+    if args.cmd == "smoke-copies":
+        print("\n".join(map(str, smoke_copies(args.folder))))
         return 0
     params = {k: _literal(v) for k, v in args.parameter}
     try:

@@ -14,6 +14,15 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Notebook cells collected by nbval (run_tests.sh) count as notebook smoke tests, so that
+    ``-m "not notebooks"`` leaves them out too."""
+    for item in items:
+        if str(getattr(item, "path", "")).endswith(".ipynb"):
+            item.add_marker(pytest.mark.notebooks)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("NETINV_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
