@@ -73,7 +73,7 @@ AGREEMENT_UNLIKE, NN_RATIO_UNLIKE = 0.5, 1.5
 OOD_MARGIN = 5.0
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 
-# The paper's OOD table (NOTES.md, from 2505.23448 Table 1): percent of the OOD test set sent to
+# The paper's OOD table (docs/choices.md, from 2505.23448 Table 1): percent of the OOD test set sent to
 # the garbage class; the diagonal is in-distribution accuracy.
 PAPER_OOD = {
     "mnist": {"mnist": 99.1, "fashionmnist": 89.5, "svhn": 99.1, "cifar10": 99.4},
