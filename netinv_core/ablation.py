@@ -29,6 +29,7 @@ from .interpret import clusters_per_class, features_of, summarize_clusters
 from .generator import generate
 from .config import classifier_config, get_profile
 from .pipeline import get_classifier, get_generator
+from .results import mean_std
 
 FACTORS = {
     "conditioning": ("label", "vector", "matrix", "vector_matrix"),
@@ -126,9 +127,8 @@ def summarize(rows: list[dict]) -> list[dict]:
                "reached_95": sum(r["steps_to_95"] is not None for r in rs),
                "feature_cosine_real": rs[0]["feature_cosine_real"]}
         for k in NUMERIC:
-            vals = [r[k] for r in rs if r[k] is not None]
-            rec[k + "_mean"] = float(np.mean(vals)) if vals else None
-            rec[k + "_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+            ms = mean_std([r[k] for r in rs], std_of_one=None)
+            rec[k + "_mean"], rec[k + "_std"] = ms["mean"], ms["std"]
         out.append(rec)
     return out
 

@@ -23,6 +23,7 @@ from .inversion import FeatureTap, frozen, inversion_step
 from .generator import generate
 from .config import classifier_config, get_profile
 from .pipeline import get_classifier, get_generator
+from .results import mean_std
 from .reconstruct import (DEFAULT_SAMPLING, PerSampleGradNorm, get_reconstructor,
                           recon_generator, reconstruction_step)
 
@@ -113,8 +114,7 @@ def reconstruction_experiment(dataset: str, train_size: int, profile="quick", *,
     baselines = judge.baselines(st.n_per_class)
 
     def agg(key, sub=None):
-        vals = [r[key][sub] if sub else r[key] for r in reports]
-        return {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0}
+        return mean_std([r[key][sub] if sub else r[key] for r in reports])
 
     summary = {k: agg(k) for k in METRIC_KEYS if k != "train_closer"}
     summary["train_closer_share"] = agg("train_closer", "share")

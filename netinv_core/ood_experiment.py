@@ -24,6 +24,7 @@ from .ood import (OOD_DATASETS, Mahalanobis, OODConfig, check_train_dataset, ene
 from .cache import default_device
 from .config import classifier_config, get_profile
 from .pipeline import get_classifier
+from .results import format_pm, mean_std
 
 # ---------------------------------------------------------------------------------------------
 # image conversion
@@ -201,30 +202,22 @@ def run_ood(train_name: str, profile="quick", *, seeds=(0, 1, 2), device=None, p
             "examples": examples, "seconds": time.perf_counter() - t0}
 
 
-def _ms(vals):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return {"mean": None, "std": None}
-    a = np.asarray(vals, dtype=np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
-
-
 def summarize_ood(per_seed: list[dict]) -> dict:
     """Mean and std over seeds of every number ``evaluate_ood`` returns (the raw confidences are
     dropped)."""
     first = per_seed[0]
-    out = {k: _ms([r[k] for r in per_seed]) for k in
+    out = {k: mean_std([r[k] for r in per_seed]) for k in
            ("in_distribution_accuracy", "baseline_accuracy", "in_distribution_garbage_rate",
             "least_confident_in_distribution")}
     out["ood"] = {}
     for name, o in first["ood"].items():
         rows = [r["ood"][name] for r in per_seed]
         out["ood"][name] = {
-            "garbage_rate": _ms([r["garbage_rate"] for r in rows]),
-            "most_confident_misclassified_ood": _ms([r["most_confident_misclassified_ood"]
+            "garbage_rate": mean_std([r["garbage_rate"] for r in rows]),
+            "most_confident_misclassified_ood": mean_std([r["most_confident_misclassified_ood"]
                                                      for r in rows]),
             "clear_threshold_seeds": sum(bool(r["clear_threshold"]) for r in rows),
-            "methods": {m: {k: _ms([r["methods"][m][k] for r in rows]) for k in v}
+            "methods": {m: {k: mean_std([r["methods"][m][k] for r in rows]) for k in v}
                         for m, v in o["methods"].items()},
         }
     out["n_seeds"] = len(per_seed)
@@ -266,7 +259,7 @@ def paper_table(records: dict[str, dict]) -> dict:
 def format_ood_table(rec: dict) -> str:
     """A plain-text table of one training set's record: per OOD set and method, mean ± std."""
     s = rec["summary"]
-    pm = lambda d, f="{:.4f}": "n/a" if d["mean"] is None else (f.format(d["mean"]) + " ± " + f.format(d["std"]))  # noqa: E731
+    pm = format_pm
     lines = [f"trained on {rec['train']} ({rec['profile']}, {s['n_seeds']} seeds): in-distribution "
              f"accuracy {pm(s['in_distribution_accuracy'])} (baseline {pm(s['baseline_accuracy'])}), "
              f"least confident kept ID {pm(s['least_confident_in_distribution'])}",

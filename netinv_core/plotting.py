@@ -1,20 +1,16 @@
-"""Figures: inversion grids, and atomic saving of figures and recorded numbers.
+"""Figures: inversion grids, embeddings, histograms and the experiments' summary plots.
 
-Plotting functions take tensors and return a matplotlib Figure; they never train or save.
-``save_figure`` writes PNG and PDF, ``save_json`` the numbers, each atomically.
+Plotting functions take tensors and return a matplotlib Figure; they never train or save
+(``netinv_core.results`` saves figures and numbers).
 """
 from __future__ import annotations
-
-import json
-import math
-from pathlib import Path
 
 import matplotlib  # noqa: F401  (backend chosen by the caller or MPLBACKEND)
 
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from .cache import atomic_write  # noqa: E402
+from .results import save_figure, save_json  # noqa: E402,F401  (re-exported for older callers)
 
 
 def _to_hwc(img: torch.Tensor):
@@ -43,49 +39,6 @@ def inversion_grid(columns: list[torch.Tensor], class_names, *, title: str = "",
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 150) -> list[str]:
-    """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); returns the paths."""
-    paths = []
-    for fmt in formats:
-        path = Path(f"{stem}.{fmt}")
-        atomic_write(path, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi,
-                                                             bbox_inches="tight"))
-        paths.append(str(path))
-    return paths
-
-
-def _clean(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
-def _portable(text: str) -> str:
-    """``text`` with this machine's data root, cache folder and home folder written as
-    ``$NETINV_DATA``, ``$NETINV_CACHE`` and ``~`` (recorded files name no machine paths)."""
-    from .cache import cache_dir
-    from .data import data_root
-
-    for path, name in ((data_root(), "$NETINV_DATA"), (cache_dir(), "$NETINV_CACHE"),
-                       (Path.home(), "~")):
-        for p in {str(path), str(path.resolve())}:
-            if len(p) > 1:
-                text = text.replace(p, name)
-    return text
-
-
-def save_json(obj, path: str | Path) -> str:
-    """Write ``obj`` as indented JSON atomically (non-finite floats become null; machine paths
-    written as ``$NETINV_DATA`` / ``$NETINV_CACHE`` / ``~``)."""
-    text = _portable(json.dumps(_clean(obj), indent=2, sort_keys=True))
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
-    return str(path)
 
 
 def _class_colors(n: int):

@@ -1,0 +1,87 @@
+"""Recorded results: the one place for saving numbers and figures and for mean ± std.
+
+- ``save_json``: indented, key-sorted JSON written atomically; non-finite floats become null and
+  this machine's data root, cache folder and home folder are written as ``$NETINV_DATA``,
+  ``$NETINV_CACHE`` and ``~``, so a committed record names no machine path.
+- ``save_figure``: PNG and PDF written atomically; ``show_and_save`` also shows the figure (the
+  notebooks' one call per figure).
+- ``mean_std`` / ``format_pm``: mean and sample standard deviation (ddof = 1) over seeds,
+  s = sqrt(sum_i (x_i - mean)^2 / (n - 1)), and their "m ± s" text.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .cache import atomic_write
+
+
+def _clean(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def portable(text: str) -> str:
+    """``text`` with this machine's data root, cache folder and home folder written as
+    ``$NETINV_DATA``, ``$NETINV_CACHE`` and ``~``."""
+    from .cache import cache_dir
+    from .data import data_root
+
+    for path, name in ((data_root(), "$NETINV_DATA"), (cache_dir(), "$NETINV_CACHE"),
+                       (Path.home(), "~")):
+        for p in sorted({str(path), str(path.resolve())}, key=len, reverse=True):
+            if len(p) > 1:
+                text = text.replace(p, name)
+    return text
+
+
+def save_json(obj, path: str | Path) -> str:
+    """Write ``obj`` as indented JSON atomically (see the module doc); returns the path."""
+    text = portable(json.dumps(_clean(obj), indent=2, sort_keys=True))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    return str(path)
+
+
+def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 150) -> list[str]:
+    """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); returns the paths."""
+    paths = []
+    for fmt in formats:
+        path = Path(f"{stem}.{fmt}")
+        atomic_write(path, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi,
+                                                             bbox_inches="tight"))
+        paths.append(str(path))
+    return paths
+
+
+def show_and_save(fig, stem: str | Path) -> list[str]:
+    """``save_figure`` then show ``fig`` (inline in a notebook); returns the saved paths."""
+    import matplotlib.pyplot as plt
+
+    paths = save_figure(fig, stem)
+    plt.show()
+    return paths
+
+
+def mean_std(values, *, std_of_one: float | None = 0.0) -> dict:
+    """``{"mean", "std"}`` of the non-None ``values`` (float64; std with ddof = 1, and
+    ``std_of_one`` for a single value); both None when no value is left."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"mean": None, "std": None}
+    a = np.asarray(vals, dtype=np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else std_of_one}
+
+
+def format_pm(d: dict, fmt: str = "{:.4f}") -> str:
+    """``"m ± s"`` of a ``mean_std`` result ("n/a" without a mean)."""
+    if d.get("mean") is None:
+        return "n/a"
+    return fmt.format(d["mean"]) + " ± " + ("n/a" if d.get("std") is None else fmt.format(d["std"]))

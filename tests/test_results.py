@@ -1,0 +1,38 @@
+"""Recorded results: JSON names no machine path, mean ± std as the tables use it."""
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from netinv_core.results import format_pm, mean_std, save_json
+
+REPO = Path(__file__).resolve().parents[1]
+ABSOLUTE = re.compile(r'"/(?:home|work|tmp|root|Users|mnt|data)/|[A-Z]:\\\\')
+
+
+def test_save_json_writes_machine_paths_portably(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETINV_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("NETINV_CACHE", str(tmp_path / "cache"))
+    out = save_json({"why": f"svhn is not under the data root {tmp_path / 'data'}",
+                     "ckpt": str(tmp_path / "cache" / "x.pt"), "nan": math.nan},
+                    tmp_path / "r.json")
+    rec = json.loads(Path(out).read_text())
+    assert rec == {"why": "svhn is not under the data root $NETINV_DATA",
+                   "ckpt": "$NETINV_CACHE/x.pt", "nan": None}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "figures").glob("*.json")), ids=lambda p: p.name)
+def test_committed_records_name_no_machine_path(path):
+    hits = ABSOLUTE.findall(path.read_text())
+    assert not hits, f"{path.name} records machine paths {hits[:3]}; write it with results.save_json"
+
+
+def test_mean_std():
+    assert mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0}          # ddof = 1
+    assert mean_std([4.0, None]) == {"mean": 4.0, "std": 0.0}
+    assert mean_std([4.0], std_of_one=None) == {"mean": 4.0, "std": None}
+    assert mean_std([None]) == {"mean": None, "std": None}
+    assert format_pm({"mean": 0.5, "std": 0.25}, "{:.2f}") == "0.50 ± 0.25"
+    assert format_pm({"mean": None, "std": None}) == "n/a"
