@@ -193,8 +193,7 @@ def sample(gen, n_per_class: int, *, mode: str = "dropout", seed: int = 0, bn_ba
     docstring), clamped to [0, 1]: ``(images, labels, share of raw pixels outside [0, 1])``."""
     import copy
 
-    from .generator import generation_mode
-    from .reconstruct import hot_conditioning
+    from .reconstruct import hot_conditioning, reconstruct
 
     if mode not in SAMPLING_MODES:
         raise ConfigError(f"unknown sampling mode {mode!r}; choose one of {list(SAMPLING_MODES)}")
@@ -213,13 +212,8 @@ def sample(gen, n_per_class: int, *, mode: str = "dropout", seed: int = 0, bn_ba
             lab = torch.randint(0, gen.num_classes, (256,), generator=g)
             z = torch.randn(256, gen.latent_dim, generator=g)
             gen(z.to(device), hot_conditioning(lab, gen.num_classes).to(device))
-    labels = torch.arange(gen.num_classes).repeat_interleave(n_per_class)
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    with generation_mode(gen, keep_dropout=(mode == "dropout")):
-        z = torch.randn(len(labels), gen.latent_dim, generator=g)
-        x = gen(z.to(device), hot_conditioning(labels, gen.num_classes).to(device)).cpu()
-    return x.clamp(0, 1), labels, ((x < 0) | (x > 1)).float().mean().item()
+    # generator.generate underneath: seeded, and the caller's random state is left alone
+    return reconstruct(gen, n_per_class, seed=seed, keep_dropout=(mode == "dropout"))
 
 
 def sampling_modes_report(gen, model, n_per_class: int, seed: int = 0, device="cpu") -> dict:
