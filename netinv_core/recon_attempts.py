@@ -51,7 +51,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .cache import atomic_write, checkpoint_path, load_checkpoint, save_checkpoint
+from .cache import atomic_write, load_or_train
 from .config import ClassifierConfig, to_dict
 from .errors import ConfigError, NetinvError
 from .recon_metrics import METRIC_KEYS, Judge, make_judge, training_like
@@ -110,63 +110,60 @@ class MLPClassifier(nn.Module):
 
 
 def _mlp_classifier(dataset: str, train_size: int, seed: int, epochs: int, device):
+    from .classifier import evaluate
     from .data import IMAGE_SHAPES, balanced_subset, load_dataset
-    from .pipeline import Trained
 
     conf = {"arch": "mlp-512-256", "dataset": dataset, "train_size": train_size, "seed": seed,
             "epochs": epochs, "lr": 1e-3, "batch": "full"}
-    path = checkpoint_path("classifier", conf, dataset)
     ccfg = ClassifierConfig(dataset=dataset, train_size=train_size, epochs=epochs,
                             batch_size=train_size, dropout=0.0, seed=seed)
     shape = IMAGE_SHAPES[dataset]
-    train, test = load_dataset(dataset, "train"), load_dataset(dataset, "test")
-    sub = train.subset(balanced_subset(train.y, train_size, seed=seed))
-    if path.exists():
-        st = load_checkpoint(path, kind="classifier", config=conf)
-        model = MLPClassifier(shape, train.num_classes)
-        model.load_state_dict(st["model"])
-        return Trained(model.to(device).eval(), ccfg, st["metrics"], str(path)), conf
-    torch.manual_seed(seed)
-    x, y = sub.images().to(device), sub.y.to(device)
-    model = MLPClassifier(shape, train.num_classes, x.mean().item(), x.std().item()).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(epochs):                       # full batch: drive the training loss to ~0
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    model.eval()
-    from .classifier import evaluate
-    metrics = {"test_accuracy": evaluate(model, test, device), "train_size": train_size,
-               "final_train_loss": loss.item(),
-               "train_accuracy": (model(x).argmax(1) == y).float().mean().item()}
-    save_checkpoint(path, kind="classifier", config=conf, metrics=metrics,
-                    tensors={"model": model.state_dict()})
-    return Trained(model, ccfg, metrics, str(path)), conf
+    train = load_dataset(dataset, "train")
+
+    def fit(partial):
+        test = load_dataset(dataset, "test")
+        sub = train.subset(balanced_subset(train.y, train_size, seed=seed))
+        torch.manual_seed(seed)
+        x, y = sub.images().to(device), sub.y.to(device)
+        model = MLPClassifier(shape, train.num_classes, x.mean().item(), x.std().item()).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for _ in range(epochs):                       # full batch: drive the training loss to ~0
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        model.eval()
+        metrics = {"test_accuracy": evaluate(model, test, device), "train_size": train_size,
+                   "final_train_loss": loss.item(),
+                   "train_accuracy": (model(x).argmax(1) == y).float().mean().item()}
+        return model, None, metrics, {}
+
+    return load_or_train("classifier", conf, dataset, ccfg, device=device,
+                         build=lambda st: MLPClassifier(shape, train.num_classes), train=fit,
+                         what=f"MLP classifier for {dataset} ({train_size} images)",
+                         hint="it is trained when missing"), conf
 
 
 def _avgpool_classifier(ccfg, device):
     from .classifier import Classifier, evaluate, train_classifier
     from .data import IMAGE_SHAPES, balanced_subset, load_dataset
-    from .pipeline import Trained
 
     conf = {**to_dict(ccfg), "pool": "avg"}
-    path = checkpoint_path("classifier", conf, ccfg.dataset)
-    train, test = load_dataset(ccfg.dataset, "train"), load_dataset(ccfg.dataset, "test")
-    if path.exists():
-        st = load_checkpoint(path, kind="classifier", config=conf)
-        model = Classifier(IMAGE_SHAPES[ccfg.dataset], train.num_classes, ccfg.dropout, pool="avg")
-        model.load_state_dict(st["model"])
-        return Trained(model.to(device).eval(), ccfg, st["metrics"], str(path)), conf
-    sub = train.subset(balanced_subset(train.y, ccfg.train_size, seed=ccfg.seed))
-    partial = path.with_suffix(".partial.pt")
-    model, history = train_classifier(ccfg, sub, device=device, checkpoint=partial,
-                                      progress=False, pool="avg")
-    metrics = {"test_accuracy": evaluate(model, test, device), "train_size": len(sub)}
-    save_checkpoint(path, kind="classifier", config=conf, metrics=metrics,
-                    tensors={"model": model.state_dict(), "history": history})
-    partial.unlink(missing_ok=True)
-    return Trained(model.eval(), ccfg, metrics, str(path)), conf
+    train = load_dataset(ccfg.dataset, "train")
+
+    def fit(partial):
+        test = load_dataset(ccfg.dataset, "test")
+        sub = train.subset(balanced_subset(train.y, ccfg.train_size, seed=ccfg.seed))
+        model, history = train_classifier(ccfg, sub, device=device, checkpoint=partial,
+                                          progress=False, pool="avg")
+        return model, history, {"test_accuracy": evaluate(model, test, device),
+                                "train_size": len(sub)}, {}
+
+    return load_or_train(
+        "classifier", conf, ccfg.dataset, ccfg, device=device, train=fit,
+        build=lambda st: Classifier(IMAGE_SHAPES[ccfg.dataset], train.num_classes, ccfg.dropout,
+                                    pool="avg"),
+        what=f"average-pooling classifier for {ccfg.dataset}", hint="it is trained when missing"), conf
 
 
 def attacked_classifier(kind: str, dataset: str, train_size: int, profile="quick", device="cpu"):

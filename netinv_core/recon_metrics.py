@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .cache import checkpoint_path, load_checkpoint, save_checkpoint
+from .cache import Trained, load_or_train
 from .config import to_dict
 from .errors import ConfigError
 
@@ -147,40 +147,38 @@ def _batched(model, x, bs=2000):
             torch.zeros(0)
 
 
-def get_verifier(data: JudgingData, cfg: VerifierConfig, *, device="cpu") -> tuple[nn.Module, dict]:
+def get_verifier(data: JudgingData, cfg: VerifierConfig, *, device="cpu") -> Trained:
     """The verifier for ``cfg`` from the checkpoint cache, or trained on ``data.verifier_x`` and
-    cached; returns ``(model, metrics)`` with its accuracy on the held-out images."""
-    conf = to_dict(cfg)
-    path = checkpoint_path("verifier", conf, cfg.dataset)
+    cached (``cache.load_or_train``); its metrics hold its accuracy on the held-out images."""
     shape = tuple(data.train_x.shape[1:])
-    if path.exists():
-        st = load_checkpoint(path, kind="verifier", config=conf)
-        model = MLPVerifier(shape, data.num_classes, cfg.hidden, cfg.dropout)
-        model.load_state_dict(st["model"])
-        return model.to(device).eval(), st["metrics"]
-    t0 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    x, y = data.verifier_x, data.verifier_y
-    model = MLPVerifier(shape, data.num_classes, cfg.hidden, cfg.dropout, x.mean().item(),
-                        x.std().item()).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    g = torch.Generator().manual_seed(cfg.seed)
-    model.train()
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(y), generator=g)
-        for i in range(0, len(y), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            loss = F.cross_entropy(model(x[idx].to(device)), y[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    model.eval()
-    acc = (_batched(model, data.heldout_x.to(device)).argmax(1).cpu() == data.heldout_y)
-    metrics = {"heldout_accuracy": acc.float().mean().item(), "n_train": len(y),
-               "source": data.verifier_source, "seconds": time.perf_counter() - t0}
-    save_checkpoint(path, kind="verifier", config=conf, metrics=metrics,
-                    tensors={"model": model.state_dict()})
-    return model, metrics
+
+    def fit(partial):
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed)
+        x, y = data.verifier_x, data.verifier_y
+        model = MLPVerifier(shape, data.num_classes, cfg.hidden, cfg.dropout, x.mean().item(),
+                            x.std().item()).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        g = torch.Generator().manual_seed(cfg.seed)
+        model.train()
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(y), generator=g)
+            for i in range(0, len(y), cfg.batch_size):
+                idx = order[i:i + cfg.batch_size]
+                loss = F.cross_entropy(model(x[idx].to(device)), y[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        model.eval()
+        acc = (_batched(model, data.heldout_x.to(device)).argmax(1).cpu() == data.heldout_y)
+        metrics = {"heldout_accuracy": acc.float().mean().item(), "n_train": len(y),
+                   "source": data.verifier_source, "seconds": time.perf_counter() - t0}
+        return model, None, metrics, {}
+
+    return load_or_train(
+        "verifier", to_dict(cfg), cfg.dataset, cfg, device=device, train=fit,
+        build=lambda st: MLPVerifier(shape, data.num_classes, cfg.hidden, cfg.dropout),
+        what=f"verifier for {cfg.dataset}", hint="it is trained when missing")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +378,8 @@ def make_judge(attacked: nn.Module, dataset: str, train_size: int | None, *, att
     data = judging_data(dataset, train_size, attacked_seed)
     cfg = VerifierConfig(dataset=dataset, attacked_train_size=train_size,
                          attacked_seed=attacked_seed)
-    verifier, info = get_verifier(data, cfg, device=device)
+    ver = get_verifier(data, cfg, device=device)
+    verifier, info = ver.model, ver.metrics
     return Judge(data, make_pools(data, seed), attacked.eval(), verifier, info, device, seed,
                  n_permutations)
 
