@@ -200,8 +200,8 @@ def main(argv=None) -> int:
     except NetinvError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from .plotting import _clean
-    print(json.dumps(_clean(out)))
+    from .results import jsonable
+    print(json.dumps(jsonable(out)))
     return 0
 
 

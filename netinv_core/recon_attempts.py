@@ -318,8 +318,8 @@ def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, prof
 
 
 def _write_json(path, obj):
-    from .plotting import _clean
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(_clean(obj), indent=1)))
+    from .results import jsonable
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(jsonable(obj), indent=1)))
 
 
 def run_attempts(names, out: str | Path, dataset="mnist", train_size=1000, profile="quick", *,

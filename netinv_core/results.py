@@ -19,13 +19,14 @@ import numpy as np
 from .cache import atomic_write
 
 
-def _clean(obj):
+def jsonable(obj):
+    """``obj`` with non-finite floats replaced by None (JSON has no NaN), tuples as lists."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [jsonable(v) for v in obj]
     return obj
 
 
@@ -45,7 +46,7 @@ def portable(text: str) -> str:
 
 def save_json(obj, path: str | Path) -> str:
     """Write ``obj`` as indented JSON atomically (see the module doc); returns the path."""
-    text = portable(json.dumps(_clean(obj), indent=2, sort_keys=True))
+    text = portable(json.dumps(jsonable(obj), indent=2, sort_keys=True))
     atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
     return str(path)
 
