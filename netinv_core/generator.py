@@ -167,6 +167,8 @@ def sample_in_stream(gen: Generator, labels: torch.Tensor, rng: torch.Generator,
                 cond = conditioning(lb)
             z = torch.randn(len(lb), gen.latent_dim, generator=rng)
             out.append(gen(z.to(device), cond.to(device)).cpu())
+    if not out:  # no labels: no images (e.g. n = 0)
+        return torch.empty(0, *gen.image_shape)
     return torch.cat(out)
 
 

@@ -62,6 +62,7 @@ from .data import CLASS_NAMES, IMAGE_SHAPES, ImageData, balanced_subset, load_da
 from .errors import ConfigError
 from .generator import Generator, sample_in_stream
 from .inversion import FeatureTap, frozen, inversion_step
+from .ood_rounds import hot_conditioning, hot_inversion_step, round_stats, uncertainty, uncertainty_stalled
 
 
 OOD_DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10")
@@ -79,6 +80,13 @@ class OODConfig:
     garbage_cap: int | None = None       # max garbage images; None = 2 x mean class size
     selection: str = "all"               # "all" (the paper) | "uncertain" (step 4 of the module doc)
     candidates: int = 1                  # "uncertain": candidates generated per sample kept
+    keep_all: bool = False               # True: the garbage set only grows (the paper); no cap
+    lr_floor: float = 0.0                # the cosine LR schedule ends at lr_floor * lr (1 = constant)
+    invert_after_last_epoch: bool = True  # False: no (unused) inversion after the last epoch
+    fresh_generator: bool = False        # True: a new generator (and optimiser) every round
+    hot_conditioning: bool = False       # True: one-hot P (2503.20187) instead of soft vectors
+    patience: int = 0                    # > 0: stop once the round's inverted-sample uncertainty
+    #                                      has not fallen for ``patience`` rounds (step 5)
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
@@ -93,14 +101,46 @@ class OODConfig:
                 raise ConfigError(f"{name}={v!r} must be a positive int or None (the default)")
         if not isinstance(self.inverted_per_epoch, int) or self.inverted_per_epoch < 0:
             raise ConfigError(f"inverted_per_epoch={self.inverted_per_epoch!r} must be an int >= 0")
+        if self.keep_all and self.garbage_cap is not None:
+            raise ConfigError("garbage_cap has no effect with keep_all=True (the set only grows); "
+                              "leave garbage_cap=None")
+        if isinstance(self.lr_floor, bool) or not isinstance(self.lr_floor, (int, float)) \
+                or not 0 <= self.lr_floor <= 1:
+            raise ConfigError(f"lr_floor={self.lr_floor!r} must be in [0, 1] (a fraction of lr)")
+        object.__setattr__(self, "lr_floor", float(self.lr_floor))
+        if not isinstance(self.patience, int) or self.patience < 0:
+            raise ConfigError(f"patience={self.patience!r} must be an int >= 0 (0 = run all epochs)")
+        needs = [n for n in ("fresh_generator", "hot_conditioning", "patience") if getattr(self, n)]
+        if self.selection != "all":
+            needs.append("selection")
+        if self.inverted_per_epoch == 0 and needs:
+            raise ConfigError(f"{needs} need inverted samples, but inverted_per_epoch=0 (the "
+                              f"noise-only control); set inverted_per_epoch > 0 or drop them")
+        if self.inverted_per_epoch and not self.invert_after_last_epoch \
+                and self.classifier.epochs < 2:
+            raise ConfigError("invert_after_last_epoch=False with fewer than 2 classifier epochs "
+                              "leaves no inversion round; use epochs >= 2")
+        if self.hot_conditioning and self.generator.conditioning not in ("vector", "vector_matrix"):
+            raise ConfigError(f"hot_conditioning only changes vector conditionings; the "
+                              f"{self.generator.conditioning!r} scheme already uses one-hot P")
+
+
+# Values of the fields added after the first checkpoints were written (the behaviour before they
+# existed); a field at this value is left out of the checkpoint key, so those caches stay valid.
+LEGACY_FIELDS = {"keep_all": False, "lr_floor": 0.0, "invert_after_last_epoch": True,
+                 "fresh_generator": False, "hot_conditioning": False, "patience": 0}
 
 
 def _key_dict(cfg: OODConfig) -> dict:
     """The config as checkpoint keys see it; the selection fields only when not the paper's
-    default, so checkpoints written before they existed stay valid."""
+    default and the ``LEGACY_FIELDS`` only when not at their legacy value, so checkpoints written
+    before they existed stay valid."""
     d = to_dict(cfg)
     if cfg.selection == "all":
         d.pop("selection"), d.pop("candidates")
+    for name, legacy in LEGACY_FIELDS.items():
+        if d[name] == legacy:
+            d.pop(name)
     return d
 
 
@@ -164,13 +204,6 @@ def class_weights(counts: torch.Tensor) -> torch.Tensor:
     return torch.where(counts > 0, w, torch.zeros_like(w)).float()
 
 
-def uncertainty(probs: torch.Tensor) -> torch.Tensor:
-    """UE(p) = 1 - sum_i (p_i - 1/K)^2 / sum_i (delta_ik - 1/K)^2 with k = argmax p, for (B, K)
-    probabilities; the denominator is (K - 1) / K. 0 for a one-hot p, 1 for the uniform p."""
-    k = probs.shape[1]
-    return 1.0 - ((probs - 1.0 / k) ** 2).sum(1) / ((k - 1) / k)
-
-
 def select_uncertain(model, images: torch.Tensor, labels: torch.Tensor, n: int, device="cpu"):
     """Keep ``n`` of ``images`` (float, [0, 1]), balanced over ``labels``: within each label the
     ones with the highest ``uncertainty`` under ``model`` (ties broken by position)."""
@@ -190,8 +223,12 @@ def select_uncertain(model, images: torch.Tensor, labels: torch.Tensor, n: int, 
     return images[keep], labels[keep]
 
 
-def _add_to_garbage(garbage: torch.Tensor, new: torch.Tensor, cap: int, g: torch.Generator):
-    """Append ``new`` (uint8) to ``garbage``; beyond ``cap``, overwrite uniformly chosen entries."""
+def _add_to_garbage(garbage: torch.Tensor, new: torch.Tensor, cap: int | None,
+                    g: torch.Generator):
+    """Append ``new`` (uint8) to ``garbage``; beyond ``cap``, overwrite uniformly chosen entries
+    (``cap=None``: append everything, the set only grows)."""
+    if cap is None:
+        return torch.cat([garbage, new])
     room = max(cap - len(garbage), 0)
     garbage = torch.cat([garbage, new[:room]])
     rest = new[room:]
@@ -207,23 +244,29 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
                              checkpoint: str | Path | None = None, progress: bool = True,
-                             callback: Callable[[dict], None] | None = None):
+                             callback: Callable[[dict], None] | None = None,
+                             round_eval: Callable[[torch.nn.Module], dict] | None = None):
     """Train the (N+1)-way garbage-class classifier; returns ``(model, history, garbage_examples)``.
 
     With ``checkpoint`` set, the whole state (both models, both optimisers, the garbage set, the
     random states) is written atomically after every epoch, and a rerun resumes after the last
     finished epoch. ``garbage_examples`` maps epoch -> a few (uint8) samples added that epoch.
+    ``round_eval(model)`` (model in eval mode) runs after every epoch; its dict is kept in
+    ``history["round_eval"]`` (e.g. the garbage rate of OOD sets after each round). The history
+    also records per epoch the garbage set's bytes, the LR, and the mean UE and feature cosine of
+    the samples added (``ood_rounds.round_stats``).
     """
     ccfg, gcfg = cfg.classifier, cfg.generator
     n_cls = train.num_classes
     k = n_cls + 1
     mean_class = len(train) // n_cls
-    cap = cfg.garbage_cap or 2 * mean_class
+    cap = None if cfg.keep_all else (cfg.garbage_cap or 2 * mean_class)
     torch.manual_seed(ccfg.seed)
     mean, std = channel_stats(train)
     model = Classifier(train.image_shape, k, ccfg.dropout, mean, std).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=ccfg.lr, weight_decay=ccfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(ccfg.epochs, 1))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(ccfg.epochs, 1),
+                                                       eta_min=cfg.lr_floor * ccfg.lr)
     gen = Generator(k, train.image_shape, gcfg).to(device)
     gopt = torch.optim.Adam(gen.parameters(), lr=gcfg.lr, betas=(0.5, 0.999))
     rng = torch.Generator().manual_seed(ccfg.seed + 7)
@@ -232,19 +275,27 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
              * torch.randn(cfg.noise_init or mean_class, *train.image_shape, generator=rng))
     garbage = _to_uint8(noise)[:cap]
     history = {k_: [] for k_ in ("epoch", "loss", "train_accuracy", "garbage_size",
-                                 "inversion_accuracy_last", "class_weight_garbage", "seconds")}
+                                 "inversion_accuracy_last", "class_weight_garbage", "seconds",
+                                 "garbage_bytes", "lr", "inverted_uncertainty",
+                                 "inverted_feature_cosine_all", "inverted_feature_cosine_within",
+                                 "round_eval")}
     examples: dict[int, torch.Tensor] = {0: garbage[:k].clone()}
-    start = 0
+    start, stopping, done = 0, False, False
     conf = {"ood": _key_dict(cfg)}
     state = {"model": model, "optimizer": opt, "scheduler": sched, "generator": gen,
              "generator_optimizer": gopt, "rng": rng, "gen_rng": gen_rng, "torch_rng": GLOBAL_RNG}
     rest = restore_state(checkpoint, kind="ood-partial", config=conf, objects=state)
     if rest is not None:
         garbage, history, start = rest["garbage"], rest["history"], rest["epoch"]
+        stopping, done = bool(rest.get("stopping", False)), bool(rest.get("done", False))
         examples = {int(e): v for e, v in rest["examples"].items()}
     tap = FeatureTap(model)
     for epoch in range(start, ccfg.epochs):
+        if done:  # stopped early by the uncertainty rule (``patience``)
+            break
+        last = epoch == ccfg.epochs - 1 or stopping
         t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
         x_all = torch.cat([train.x, garbage])                                   # uint8
         y_all = torch.cat([train.y, torch.full((len(garbage),), n_cls, dtype=torch.long)])
         w = class_weights(torch.bincount(y_all, minlength=k)).to(device)
@@ -256,49 +307,75 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
                                      f"{ccfg.epochs}")
         sched.step()
         # invert the current classifier for all N+1 classes; add the samples to the garbage class
-        gen.train()
-        with frozen(model):
-            accs = [inversion_step(gen, gopt, tap, gcfg, gen_rng, device)["batch_accuracy"]
-                    for _ in tqdm(range(gcfg.steps), desc=f"inversion epoch {epoch + 1}",
-                                  disable=not progress, leave=False)]
-        # This loop owns torch's global stream: sampling reseeds it (and the next epoch's dropout
-        # continues from there), as the cached garbage classifiers were made.
-        seed_e = ccfg.seed * 1000 + epoch
-        n_new = cfg.inverted_per_epoch * cfg.candidates
-        new_labels = torch.arange(n_new) % k
-        torch.manual_seed(seed_e)
-        new = sample_in_stream(gen, new_labels, torch.Generator().manual_seed(seed_e),
-                               keep_dropout=gcfg.dropout_at_generation)
-        if cfg.selection == "uncertain":
-            new, new_labels = select_uncertain(model, new, new_labels, cfg.inverted_per_epoch,
-                                               device)
-        new = _to_uint8(new)
-        garbage = _add_to_garbage(garbage, new, cap, rng)
-        first = [torch.nonzero(new_labels == c).flatten()[:1] for c in range(k)]
-        examples[epoch + 1] = new[torch.cat(first)].clone()
+        # (none for the noise-only control, none after the last epoch unless invert_after_last_epoch)
+        invert = cfg.inverted_per_epoch > 0 and (cfg.invert_after_last_epoch or not last)
+        accs, stats = [], {}
+        if invert:
+            if cfg.fresh_generator:
+                with torch.random.fork_rng():
+                    torch.manual_seed(gcfg.seed + 1000 * (epoch + 1))
+                    gen = Generator(k, train.image_shape, gcfg).to(device)
+                gopt = torch.optim.Adam(gen.parameters(), lr=gcfg.lr, betas=(0.5, 0.999))
+                state["generator"], state["generator_optimizer"] = gen, gopt
+            step = hot_inversion_step if cfg.hot_conditioning else inversion_step
+            gen.train()
+            with frozen(model):
+                accs = [step(gen, gopt, tap, gcfg, gen_rng, device)["batch_accuracy"]
+                        for _ in tqdm(range(gcfg.steps), desc=f"inversion epoch {epoch + 1}",
+                                      disable=not progress, leave=False)]
+            # This loop owns torch's global stream: sampling reseeds it (and the next epoch's
+            # dropout continues from there), as the cached garbage classifiers were made.
+            seed_e = ccfg.seed * 1000 + epoch
+            n_new = cfg.inverted_per_epoch * cfg.candidates
+            new_labels = torch.arange(n_new) % k
+            torch.manual_seed(seed_e)
+            new = sample_in_stream(gen, new_labels, torch.Generator().manual_seed(seed_e),
+                                   keep_dropout=gcfg.dropout_at_generation,
+                                   conditioning=((lambda lb: hot_conditioning(gen, lb))
+                                                 if cfg.hot_conditioning else None))
+            if cfg.selection == "uncertain":
+                new, new_labels = select_uncertain(model, new, new_labels, cfg.inverted_per_epoch,
+                                                   device)
+            model.eval()
+            stats = round_stats(tap, new, new_labels, device)
+            new = _to_uint8(new)
+            garbage = _add_to_garbage(garbage, new, cap, rng)
+            first = [torch.nonzero(new_labels == c).flatten()[:1] for c in range(k)]
+            examples[epoch + 1] = new[torch.cat(first)].clone()
+        model.eval()
         rec = {"epoch": epoch + 1, "loss": loss, "train_accuracy": acc,
                "garbage_size": len(garbage),
                "inversion_accuracy_last": float(np.mean(accs[-20:])) if accs else float("nan"),
-               "class_weight_garbage": w[-1].item(), "seconds": time.perf_counter() - t0}
+               "class_weight_garbage": w[-1].item(), "seconds": time.perf_counter() - t0,
+               "garbage_bytes": garbage.numel() * garbage.element_size(), "lr": lr,
+               **{key: stats.get(key, float("nan")) for key in (
+                   "inverted_uncertainty", "inverted_feature_cosine_all",
+                   "inverted_feature_cosine_within")},
+               "round_eval": round_eval(model) if round_eval is not None else None}
         for key, v in rec.items():
-            history[key].append(v)
+            history.setdefault(key, []).append(v)
+        if invert and not stopping:
+            stopping = uncertainty_stalled(
+                [u for u in history["inverted_uncertainty"] if u == u], cfg.patience)
         if checkpoint is not None:
             save_state(checkpoint, kind="ood-partial", config=conf, objects=state,
-                       garbage=garbage, history=history, epoch=epoch + 1,
-                       examples={str(e): v for e, v in examples.items()})
+                       garbage=garbage, history=history, epoch=epoch + 1, stopping=stopping,
+                       done=last, examples={str(e): v for e, v in examples.items()})
         if callback is not None:
             callback(rec)
+        if last:
+            break
     tap.remove()
     model.eval()
     return model, history, examples
 
 
 def get_garbage_classifier(cfg: OODConfig, *, device=None, progress=True, retrain=False,
-                           train_missing=True) -> Trained:
+                           train_missing=True, round_eval=None) -> Trained:
     """The garbage-class classifier for ``cfg``: cached, resumed, or trained and cached.
 
     Returns a ``Trained`` whose ``extras["examples"]`` maps epoch -> a few uint8 samples added to
-    the garbage class that epoch.
+    the garbage class that epoch. ``round_eval``: see ``train_garbage_classifier`` (training only).
     """
     device = device or default_device()
     conf = {"ood": _key_dict(cfg)}
@@ -310,7 +387,8 @@ def get_garbage_classifier(cfg: OODConfig, *, device=None, progress=True, retrai
             data = data.subset(balanced_subset(data.y, cfg.classifier.train_size,
                                                seed=cfg.classifier.seed))
         model, history, examples = train_garbage_classifier(cfg, data, device=device,
-                                                            checkpoint=partial, progress=progress)
+                                                            checkpoint=partial, progress=progress,
+                                                            round_eval=round_eval)
         return model, history, {}, {"examples": {str(e): v for e, v in examples.items()}}
 
     out = load_or_train(

@@ -1,0 +1,183 @@
+"""The ``attempts`` list of ``figures/fig4_ood.json`` and the per-round figure, from the per-seed
+JSON files that ``python -m netinv_core.ood_attempts run`` writes (issue 12).
+
+Each entry: ``name``, ``train`` (training set), ``settings``, ``seeds`` (seed 0 first), the
+in-distribution accuracy and, per OOD set, the garbage rate, AUROC and FPR95 (mean over seeds and
+per seed), with ``fpr95_convention``. Evaluation-only entries name the ``model`` they evaluate.
+Attempts that were not run say why (``status``).
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .ood_attempts import FPR95_CONVENTION, VARIANTS
+
+# The co-author's published UE figures (MNIST in-distribution; REPRODUCTION_GAPS.md section 1B).
+CO_AUTHOR_UE = {"fashionmnist": {"auroc": 0.9784, "fpr95": 0.0747},
+                "cifar10": {"auroc": 0.9704, "fpr95": 0.1137}}
+# The paper's table (NOTES.md): share of the OOD test set sent to garbage, percent.
+PAPER = {"mnist": {"mnist": 99.1, "fashionmnist": 89.5, "cifar10": 99.4},
+         "fashionmnist": {"mnist": 85.2, "fashionmnist": 92.6, "cifar10": 95.7},
+         "cifar10": {"mnist": 97.8, "fashionmnist": 95.7, "cifar10": 85.5}}
+
+
+def _stat(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return {"mean": None, "per_seed": []}
+    return {"mean": float(np.mean(vals)), "per_seed": [float(v) for v in vals]}
+
+
+def load_runs(out_dir) -> dict:
+    """(train, variant) -> per-seed records, seed 0 first."""
+    runs = defaultdict(list)
+    for f in sorted(Path(out_dir).glob("*.json")):
+        r = json.loads(f.read_text())
+        runs[(r["train"], r["variant"])].append(r)
+    return {k: sorted(v, key=lambda r: r["seed"]) for k, v in runs.items()}
+
+
+def variant_entry(recs: list) -> dict:
+    r0 = recs[0]
+    e = {"name": r0["variant"], "train": r0["train"], "settings": r0["settings"],
+         "seeds": [r["seed"] for r in recs], "status": "measured",
+         "command": f"python -m netinv_core.ood_attempts run --train {r0['train']} "
+                    f"--variant {r0['variant']} --seed SEED",
+         "in_distribution_accuracy": _stat([r["in_distribution_accuracy"] for r in recs]),
+         "fpr95_convention": FPR95_CONVENTION, "ood": {}}
+    for name in r0["ood"]:
+        rows = [r["ood"][name] for r in recs]
+        e["ood"][name] = {k: _stat([o[k] for o in rows]) for k in ("garbage_rate", "auroc", "fpr95")}
+        paper = PAPER.get(r0["train"], {}).get(name)
+        if paper is not None:
+            e["ood"][name]["paper_garbage_rate"] = paper / 100
+    h = r0.get("history") or {}
+    if any(h.get("round_eval") or []):
+        e["per_round_seed0"] = {k: h.get(k) for k in (
+            "epoch", "round_eval", "garbage_size", "garbage_bytes", "lr", "inverted_uncertainty",
+            "inverted_feature_cosine_all", "inverted_feature_cosine_within",
+            "inversion_accuracy_last")}
+        e["per_round_seed0"]["note"] = ("round_eval = share of the first 2000 images of each OOD "
+                                        "set sent to garbage after that epoch")
+    return e
+
+
+def evaluation_entries(recs: list) -> list:
+    """The evaluation-only attempts on the models of ``recs`` (one variant, several seeds)."""
+    r0 = recs[0]
+    base = {"train": r0["train"], "model": r0["variant"], "seeds": [r["seed"] for r in recs],
+            "fpr95_convention": FPR95_CONVENTION}
+    out = []
+    if all("own_normalisation" in r for r in recs):
+        ood = {}
+        for name in r0["own_normalisation"]:
+            ood[name] = {
+                "in_distribution_preprocessing": {k: _stat([r["ood"][name][k] for r in recs])
+                                                  for k in ("garbage_rate", "auroc", "fpr95")},
+                "own_normalisation": {k: _stat([r["own_normalisation"][name][k] for r in recs])
+                                      for k in ("garbage_rate", "auroc", "fpr95")},
+                "paper_garbage_rate": PAPER.get(r0["train"], {}).get(name, 0) / 100 or None}
+        out.append({"name": "own_normalisation", **base, "status": "measured",
+                    "settings": "evaluation only: each OOD set normalised with its own dataset's "
+                                "statistics (lab-loader pattern; unsound) vs the in-distribution "
+                                "preprocessing (sound)", "ood": ood})
+    if all("uncertainty_score" in r["ood"][n] for r in recs for n in r["ood"]):
+        ood = {}
+        for name in r0["ood"]:
+            ood[name] = {conv: {k: _stat([r["ood"][name]["uncertainty_score"][conv][k]
+                                          for r in recs]) for k in ("auroc", "fpr95")}
+                         for conv in ("ue_all", "ue_id")}
+            ood[name]["garbage_score"] = {k: _stat([r["ood"][name][k] for r in recs])
+                                          for k in ("auroc", "fpr95")}
+            if r0["train"] == "mnist" and name in CO_AUTHOR_UE:
+                ood[name]["co_author_ue"] = CO_AUTHOR_UE[name]
+        out.append({"name": "uncertainty_score", **base, "status": "measured",
+                    "settings": "evaluation only: UE of NOTES.md as the score; ue_all = UE of the "
+                                "(N+1)-way softmax, ue_id = 1 for a garbage prediction else UE of "
+                                "the softmax renormalised over the ID classes", "ood": ood})
+        out.append({"name": "robust_threshold", **base, "status": "measured",
+                    "settings": "evaluation only: least confident kept (and correctly classified) "
+                                "ID test image, its 0.1% / 1% quantiles, against the most "
+                                "confident escaped OOD image and its 99.9% / 99% quantiles",
+                    "ood": {name: [r["ood"][name]["robust_threshold"] for r in recs]
+                            for name in r0["ood"]}})
+        ood = {}
+        for name in r0["ood"]:
+            ood[name] = {"garbage": {k: _stat([r["ood"][name][k] for r in recs])
+                                     for k in ("auroc", "fpr95")}}
+            for m in r0["ood"][name]["baselines"]:
+                ood[name][m] = {k: _stat([r["ood"][name]["baselines"][m][k] for r in recs])
+                                for k in ("auroc", "fpr95")}
+        out.append({"name": "knn_vim", **base, "status": "measured",
+                    "settings": "post-hoc scores on the plain classifier of the same seed: MSP, "
+                                "energy, Mahalanobis (netinv), KNN k=50 on normalised features and "
+                                "ViM d=64 (pytorch-ood), vs the garbage score", "ood": ood})
+    return out
+
+
+def build_attempts(out_dir, not_run: dict | None = None) -> list:
+    """The ``attempts`` list: evaluation-only entries of the capped model first, then each
+    training variant, then ``not_run`` (name -> reason) entries."""
+    runs = load_runs(out_dir)
+    attempts = []
+    order = list(VARIANTS)
+    for (train, variant), recs in sorted(runs.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+        if variant == "capped":
+            attempts += evaluation_entries(recs)
+    for (train, variant), recs in sorted(runs.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+        attempts.append(variant_entry(recs))
+    for name, why in (not_run or {}).items():
+        attempts.append({"name": name, "status": f"not run: {why}",
+                         "settings": VARIANTS[name][0] if name in VARIANTS else None})
+    return attempts
+
+
+def rounds_figure(out_dir):
+    """Garbage rate of each OOD set, mean UE and feature cosine of the added samples, and the
+    garbage set's memory, per round, for every seed-0 run that recorded them."""
+    import matplotlib.pyplot as plt
+    runs = {k: v[0] for k, v in load_runs(out_dir).items()
+            if any((v[0].get("history") or {}).get("round_eval") or [])}
+    if not runs:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for (train, variant), r in sorted(runs.items()):
+        h = r["history"]
+        ep = h["epoch"]
+        for name in r["ood"]:
+            axes[0].plot(ep, [100 * (e or {}).get(name, np.nan) for e in h["round_eval"]],
+                         marker="o", label=f"{train} {variant}: {name}")
+        axes[1].plot(ep, h["inverted_uncertainty"], marker="o", label=f"{train} {variant}: UE")
+        axes[1].plot(ep, h["inverted_feature_cosine_all"], marker="s", ls="--",
+                     label=f"{train} {variant}: feature cosine (all labels)")
+        axes[2].plot(ep, np.asarray(h["garbage_bytes"]) / 2 ** 20, marker="o",
+                     label=f"{train} {variant}")
+    axes[0].set(xlabel="classifier epoch (round)", ylabel="% of OOD set sent to garbage",
+                title="garbage rate after each round (2000 images per set)")
+    axes[1].set(xlabel="classifier epoch (round)", title="added samples: mean UE, feature cosine")
+    axes[2].set(xlabel="classifier epoch (round)", ylabel="MiB (uint8)",
+                title="garbage set memory")
+    for ax in axes:
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def collect(out_dir="figures/ood_attempts", json_path="figures/fig4_ood.json",
+            not_run: dict | None = None) -> list:
+    """Write ``attempts`` into ``json_path`` (other keys kept) and the per-round figure beside it."""
+    from .plotting import save_figure, save_json
+    path = Path(json_path)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["attempts"] = build_attempts(out_dir, not_run if not_run is not None
+                                      else data.get("attempts_not_run", {}))
+    save_json(data, path)
+    fig = rounds_figure(out_dir)
+    if fig is not None:
+        save_figure(fig, path.parent / "fig4_ood_attempts_rounds")
+    return data["attempts"]
