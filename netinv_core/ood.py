@@ -12,15 +12,21 @@ Training (``train_garbage_classifier``): an (N+1)-way classifier whose class N i
    Section 3.3, warm-started from the previous epoch's generator and trained
    ``gen_steps_per_epoch`` steps) and add ``inverted_per_epoch`` inverted samples, balanced over
    the N+1 conditioning labels, to the garbage class.
-3. Bounded growth: the garbage set holds at most ``garbage_cap`` images (default: twice the mean
-   in-distribution class size). When full, new samples replace uniformly chosen old ones
-   (reservoir-style), so the set stays a mixture of noise and every epoch's inverted samples and
-   memory stays constant. Images are stored as uint8, like the datasets.
+3. Growth: with ``keep_all=True`` the garbage set only grows, as the paper says ("added after each
+   epoch"); images are stored as uint8 (1 byte per pixel; ``history["garbage_bytes"]``). With
+   ``keep_all=False`` it holds at most ``garbage_cap`` images (default: twice the mean class size)
+   and, when full, new samples replace uniformly chosen old ones, noise included.
 4. Optional (``selection="uncertain"``, the follow-up 2512.00229; default ``"all"`` = the paper):
    generate ``candidates`` x ``inverted_per_epoch`` samples and add, per conditioning label, only
    the ones the current classifier is most uncertain about, by the uncertainty of docs/choices.md
    UE(p) = 1 - sum_i (p_i - 1/K)^2 / sum_i (delta_ik - 1/K)^2,  k = argmax_i p_i,  K = N+1,
    which is 0 for a one-hot p and 1 for the uniform p.
+5. Schedule options (issue 12; ``netinv_core.ood_rounds``): the classifier LR follows a cosine from
+   lr to ``lr_floor`` * lr; ``invert_after_last_epoch=False`` skips the inversion after the last
+   epoch, whose samples would never be trained on; ``fresh_generator`` starts every round from a
+   new generator; ``hot_conditioning`` uses one-hot P; ``patience`` > 0 ends training one epoch
+   after the mean UE of the added samples has not fallen for ``patience`` rounds.
+   ``inverted_per_epoch=0`` is the noise-only control (no inversion at all).
 
 Inference: a prediction of class N means out-of-distribution; otherwise the confidence on the
 in-distribution classes, max_{c<N} softmax(f(x))_c, is the second tier.
