@@ -251,7 +251,7 @@ def run_attempt(variant: str, train_name: str, seed: int = 0, profile="quick", *
     from .ood import _key_dict, get_garbage_classifier
     from .ood_experiment import ood_sets_for
     from .pipeline import get_classifier
-    from .plotting import save_json
+    from .results import save_json
 
     cfg = variant_config(variant, train_name, profile, seed)       # validates before training
     prof = get_profile(profile)

@@ -171,7 +171,7 @@ def rounds_figure(out_dir):
 def collect(out_dir="figures/ood_attempts", json_path="figures/fig4_ood.json",
             not_run: dict | None = None) -> list:
     """Write ``attempts`` into ``json_path`` (other keys kept) and the per-round figure beside it."""
-    from .plotting import save_figure, save_json
+    from .results import save_figure, save_json
     path = Path(json_path)
     data = json.loads(path.read_text()) if path.exists() else {}
     data["attempts"] = build_attempts(out_dir, not_run if not_run is not None
