@@ -16,4 +16,4 @@ __version__ = "0.1.0"
 from .config import (CONDITIONINGS, DATASETS, ClassifierConfig, GeneratorConfig,  # noqa: E402,F401
                      LossWeights, get_profile)
 from .errors import (CheckpointError, ConfigError, DataUnavailableError, NetinvError,  # noqa: E402,F401
-                     ShapeError)
+                     ShapeError, TrainingDivergedError)

@@ -186,6 +186,8 @@ def main(argv=None) -> int:
     rec.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     try:
+        from .device import resolve_device
+        args.device = str(resolve_device(args.device))  # a wrong --device fails before training
         if args.benchmark == "ood":
             out = bench_ood(args.train, args.profile, args.seeds, args.device)
         elif args.benchmark == "reconstruction":

@@ -7,24 +7,32 @@ and ``versions`` (torch, torchvision, numpy, netinv), so a checkpoint rebuilds i
 - Writes are atomic: the file is written beside its target, flushed to disk and renamed over it,
   so an interrupted write never leaves a half-written checkpoint at the target path.
 - Loads use ``torch.load(..., weights_only=True)``: no pickled code is ever executed.
-- A file that cannot be read, is not a netinv checkpoint, is of another kind, or was written for
-  another config raises ``CheckpointError`` naming the file and what to do; it is never reused.
+- A file that cannot be read, is not a netinv checkpoint, is of another kind, was written for
+  another config or lacks an entry the caller reads raises ``CheckpointError`` naming the file and
+  what to do; it is never reused. A checkpoint path that is empty or a folder is a ``ConfigError``.
+- A write killed half-way (SIGKILL, power loss) leaves its temporary file
+  ``.NAME.HOST-PID.XXXX.tmp`` beside the target; the next write into that folder removes every such
+  file whose writer is no longer running on this machine, or that has not changed for an hour.
 
-The cache folder is ``$NETINV_CACHE`` if set, else ``~/.cache/netinv/checkpoints``.
+The cache folder is ``$NETINV_CACHE`` if set, else ``~/.cache/netinv/checkpoints``; one that is a
+file, or cannot be created or written, is a ``ConfigError`` before anything trains.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
 FORMAT = "netinv-checkpoint-v1"
 # Bump when a change to the code makes old checkpoints of the same config invalid.
@@ -33,8 +41,79 @@ _RESERVED = ("format", "kind", "config", "metrics", "versions")
 
 
 def cache_dir() -> Path:
-    d = Path(os.environ.get("NETINV_CACHE") or Path.home() / ".cache" / "netinv" / "checkpoints")
-    return d.expanduser()
+    """The checkpoint cache folder; ``ConfigError`` if it is a file or cannot be made or written."""
+    env = os.environ.get("NETINV_CACHE")
+    d = Path(env or Path.home() / ".cache" / "netinv" / "checkpoints").expanduser()
+    what = f"NETINV_CACHE={env}" if env else f"the checkpoint cache {d}"
+    hint = "point NETINV_CACHE at a folder you can write (it is created if missing)"
+    if d.exists():
+        if not d.is_dir():
+            raise ConfigError(f"{what} is a file, not a folder; {hint}")
+        if not os.access(d, os.W_OK | os.X_OK):
+            raise ConfigError(f"{what} is not writable; {hint}")
+        return d
+    parent = d.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} cannot be created ({parent} is "
+                          f"{'not a folder' if not parent.is_dir() else 'not writable'}); {hint}")
+    return d
+
+
+def check_checkpoint_path(path) -> Path:
+    """``path`` as a ``Path`` if it can name a checkpoint file, else ``ConfigError``."""
+    if path is None or (isinstance(path, str) and not path.strip()):
+        raise ConfigError(f"checkpoint={path!r} is not a file path; pass a file name such as "
+                          f"checkpoint='runs/generator.pt', or checkpoint=None for no checkpoint")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"checkpoint={str(path)!r} is a folder; pass a file inside it, e.g. "
+                          f"checkpoint={str(path / 'generator.pt')!r}")
+    return path
+
+
+_TMP_RE = re.compile(r"^\..+\.(?P<host>[^.]*)-(?P<pid>\d+)\.[^.]+\.tmp$")
+STALE_TMP_SECONDS = 3600
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "_").replace("-", "_")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_tmp(folder, max_age: float = STALE_TMP_SECONDS) -> list[Path]:
+    """Remove temporary files of interrupted atomic writes in ``folder``; returns those removed.
+
+    A file ``.NAME.HOST-PID.XXXX.tmp`` is stale when HOST is this machine and process PID is gone,
+    or (whatever its name) when it has not been modified for ``max_age`` seconds; a write in
+    progress keeps its file fresh, so another process's live write is never touched.
+    """
+    removed = []
+    host, now = _host(), time.time()
+    try:
+        entries = list(Path(folder).glob(".*.tmp"))
+    except OSError:
+        return removed
+    for f in entries:
+        m = _TMP_RE.match(f.name)
+        try:
+            dead = m is not None and m["host"] == host and not _alive(int(m["pid"]))
+            if dead or now - f.stat().st_mtime > max_age:
+                f.unlink()
+                removed.append(f)
+        except OSError:  # gone already, or not ours to remove
+            pass
+    return removed
 
 
 def config_key(kind: str, config: Mapping[str, Any]) -> str:
@@ -57,7 +136,9 @@ def atomic_write(path: str | Path, write) -> None:
     """Call ``write(tmp_path)`` and move the result over ``path`` only once it is complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_tmp(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -85,13 +166,25 @@ def save_checkpoint(path: str | Path, *, kind: str, config: Mapping[str, Any],
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
+class Checkpoint(dict):
+    """The entries of a loaded checkpoint; a missing entry is a ``CheckpointError``, not a
+    ``KeyError`` (a checkpoint written by another version, or by hand)."""
+
+    path: Path | None = None
+
+    def __missing__(self, key):
+        raise CheckpointError(
+            f"checkpoint {self.path} ({self.get('kind')!r}) has no {key!r} entry: it was written "
+            f"by another version of netinv or by other code. Delete it and rerun to rebuild it.")
+
+
 def load_checkpoint(path: str | Path, *, kind: str | None = None,
                     config: Mapping[str, Any] | None = None, map_location="cpu") -> dict:
     """Load a checkpoint without executing code; check its kind and config.
 
     Returns the saved entries, with ``config`` and ``metrics`` decoded from JSON.
     """
-    path = Path(path)
+    path = check_checkpoint_path(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
@@ -105,7 +198,8 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None,
     if kind is not None and payload.get("kind") != kind:
         raise CheckpointError(f"{path} holds a {payload.get('kind')!r} checkpoint, expected "
                               f"{kind!r}; delete it and rerun.")
-    out = dict(payload)
+    out = Checkpoint(payload)
+    out.path = path
     out["config"] = json.loads(payload["config"])
     out["metrics"] = json.loads(payload["metrics"])
     if config is not None:
@@ -161,7 +255,10 @@ def restore_state(path: str | Path | None, *, kind: str, config: Mapping[str, An
                   objects: Mapping[str, Any]) -> dict | None:
     """The inverse of ``save_state``: when ``path`` exists, put its states back into ``objects``
     (in place) and return the other entries; ``None`` when there is nothing to resume."""
-    if path is None or not Path(path).exists():
+    if path is None:
+        return None
+    path = check_checkpoint_path(path)
+    if not path.exists():
         return None
     state = load_checkpoint(path, kind=kind, config=config)
     for k, obj in objects.items():
@@ -174,7 +271,8 @@ def restore_state(path: str | Path | None, *, kind: str, config: Mapping[str, An
 
 def default_device() -> str:
     """``"cuda"`` when a GPU is visible, else ``"cpu"``: the device every ``device=None`` means."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from .device import resolve_device
+    return str(resolve_device(None))
 
 
 @dataclass
@@ -205,7 +303,8 @@ def load_or_train(kind: str, key: Mapping[str, Any], name: str, config, *,
     (``default_device()`` when None) in eval mode; ``extras`` names the checkpoint entries
     returned in ``Trained.extras``.
     """
-    device = device or default_device()
+    from .device import resolve_device
+    device = str(resolve_device(device))  # a wrong device fails here, before any training
     path = checkpoint_path(kind, key, name)
     if path.exists() and not retrain:
         state = load_checkpoint(path, kind=kind, config=key)

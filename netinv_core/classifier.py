@@ -18,11 +18,12 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # text bars: widget bars show "model not found" after a reload
 
 from .cache import GLOBAL_RNG, restore_state, save_state
 from .config import ClassifierConfig, to_dict
 from .data import ImageData
+from .device import resolve_device
 from .errors import ShapeError
 
 FEATURE_LAYER = "penultimate"
@@ -133,6 +134,7 @@ def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
     that finds a partial checkpoint for the same config resumes after its last finished epoch.
     ``callback(record)`` is called after each epoch with the epoch's loss and accuracy.
     """
+    device = resolve_device(device)
     torch.manual_seed(cfg.seed)
     mean, std = channel_stats(train)
     model = Classifier(train.image_shape, train.num_classes, cfg.dropout, mean, std,

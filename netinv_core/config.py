@@ -26,6 +26,9 @@ from .errors import ConfigError
 
 DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10", "digits")
 CONDITIONINGS = ("label", "vector", "matrix", "vector_matrix")
+LOSS_TERMS = ("alpha", "beta", "gamma", "delta")
+# how the loss terms are written for people (slider labels, error messages)
+LOSS_TERM_LABELS = {"alpha": "KL", "beta": "CE", "gamma": "cosine", "delta": "orthogonality"}
 
 
 def _check_weight(name: str, value: Any) -> float:
@@ -37,6 +40,46 @@ def _check_weight(name: str, value: Any) -> float:
         raise ConfigError(
             f"loss weight {name}={value!r} must be finite and >= 0 (use 0 to switch the term off)")
     return value
+
+
+def check_int(name: str, value: Any, minimum: int = 0, hint: str = "") -> int:
+    """``value`` if it is an int >= ``minimum`` (not a bool, str or float), else ``ConfigError``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name}={value!r} is a {type(value).__name__}; give a whole number "
+                          f">= {minimum}, e.g. {name}={max(minimum, 1)}{hint}")
+    if value < minimum:
+        raise ConfigError(f"{name}={value!r} must be >= {minimum}{hint}")
+    return value
+
+
+def check_rate(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
+    """A float in [low, high) (a dropout probability), else ``ConfigError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < high:
+        raise ConfigError(f"{name}={value!r} must be a number in [{low:g}, {high:g})")
+    return float(value)
+
+
+def check_lr(value: Any) -> float:
+    """A learning rate: a finite float > 0, else ``ConfigError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value <= 0:
+        raise ConfigError(f"lr={value!r} must be a finite number > 0, e.g. lr=1e-3")
+    return float(value)
+
+
+def check_weights(weights: Any) -> "LossWeights":
+    """A ``LossWeights`` from a ``LossWeights`` or a dict with (some of) its names."""
+    if isinstance(weights, LossWeights):
+        return weights
+    if isinstance(weights, Mapping):
+        unknown = sorted(set(weights) - set(LOSS_TERMS))
+        if unknown:
+            raise ConfigError(
+                f"unknown loss weight(s) {unknown}; the weights are "
+                + ", ".join(f"{k} ({LOSS_TERM_LABELS[k]})" for k in LOSS_TERMS))
+        return LossWeights(**weights)
+    raise ConfigError(f"weights must be a LossWeights or a dict like {{'alpha': 5.0}}, got "
+                      f"{type(weights).__name__}")
 
 
 def check_dataset(name: str) -> str:
@@ -88,10 +131,11 @@ class ClassifierConfig:
         check_dataset(self.dataset)
         if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size <= 0):
             raise ConfigError(f"train_size={self.train_size!r} must be a positive int or None (all)")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"classifier dropout={self.dropout!r} must be in [0, 1)")
-        if self.epochs < 0 or self.batch_size <= 0:
-            raise ConfigError("classifier epochs must be >= 0 and batch_size > 0")
+        check_rate("classifier dropout", self.dropout)
+        check_int("epochs", self.epochs, 0)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        check_lr(self.lr)
 
 
 @dataclass(frozen=True)
@@ -112,15 +156,17 @@ class GeneratorConfig:
 
     def __post_init__(self):
         check_conditioning(self.conditioning)
-        if isinstance(self.weights, Mapping):
-            object.__setattr__(self, "weights", LossWeights(**self.weights))
-        if not isinstance(self.weights, LossWeights):
-            raise ConfigError(f"weights must be a LossWeights, got {type(self.weights).__name__}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"generator dropout={self.dropout!r} must be in [0, 1)")
-        if self.steps < 0 or self.batch_size < 2:
-            raise ConfigError("generator steps must be >= 0 and batch_size >= 2 (the cosine "
-                              "and orthogonality terms compare pairs of samples)")
+        object.__setattr__(self, "weights", check_weights(self.weights))
+        check_rate("generator dropout", self.dropout)
+        check_int("steps", self.steps, 0)
+        check_int("batch_size", self.batch_size, 2, " (the cosine and orthogonality terms compare "
+                  "pairs of samples)")
+        check_int("width", self.width, 4, " (the last blocks have width/2 and width/4 channels; "
+                  "the profiles use 32, 64 and 128)")
+        check_int("latent_dim", self.latent_dim, 1)
+        check_int("cond_dim", self.cond_dim, 1)
+        check_int("seed", self.seed, 0)
+        check_lr(self.lr)
 
 
 @dataclass(frozen=True)

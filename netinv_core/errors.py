@@ -24,3 +24,7 @@ class ShapeError(NetinvError, ValueError):
 class ClaimSourceError(NetinvError, LookupError):
     """A claim of the ledger (``netinv_core.claims``) reads a figure JSON or a path in it that is
     not there; the message names the claim, the file and the command that regenerates it."""
+
+
+class TrainingDivergedError(NetinvError, FloatingPointError):
+    """A training loss turned non-finite (NaN or inf); training stopped before caching NaN weights."""

@@ -31,8 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import GeneratorConfig, check_conditioning
-from .errors import ShapeError
+from .config import GeneratorConfig, check_conditioning, check_int
+from .errors import ConfigError, ShapeError
 
 VECTOR_SCHEMES = ("vector", "vector_matrix")
 MATRIX_SCHEMES = ("matrix", "vector_matrix")
@@ -61,6 +61,25 @@ def hot_matrix(labels: torch.Tensor, n: int) -> torch.Tensor:
     return m
 
 
+def check_labels(labels, count: int, num_classes: int) -> torch.Tensor:
+    """``labels`` as a long tensor of ``count`` class indices in [0, num_classes), else
+    ``ConfigError``."""
+    try:
+        t = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):
+        raise ConfigError(f"labels must be a sequence of class indices, got {type(labels).__name__}") from None
+    if t.dim() != 1 or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ConfigError(f"labels must be a 1-D sequence of integer class indices, got "
+                          f"{t.dtype} of shape {tuple(t.shape)}")
+    if len(t) != count:
+        raise ConfigError(f"{len(t)} labels for {count} samples; give one label per sample")
+    if len(t) and (t.min() < 0 or t.max() >= num_classes):
+        raise ConfigError(f"labels must be class indices in [0, {num_classes - 1}] for this "
+                          f"{num_classes}-class generator; got values from {int(t.min())} to "
+                          f"{int(t.max())}")
+    return t.long()
+
+
 def sample_conditioning(scheme: str, batch: int, num_classes: int, *, labels=None,
                         generator: torch.Generator | None = None) -> Conditioning:
     """Draw conditioning for ``batch`` samples; ``labels`` fixes the labels (else uniform)."""
@@ -68,7 +87,7 @@ def sample_conditioning(scheme: str, batch: int, num_classes: int, *, labels=Non
     n = num_classes
     if labels is None:
         labels = torch.randint(0, n, (batch,), generator=generator)
-    labels = torch.as_tensor(labels, dtype=torch.long)
+    labels = check_labels(labels, batch, n)
     if scheme in VECTOR_SCHEMES:
         p = torch.softmax(torch.randn(batch, n, generator=generator), dim=1)
         # move the largest entry to the wanted label so that argmax p == label
@@ -181,9 +200,12 @@ def generate(gen: Generator, n: int, *, labels=None, seed: int = 0, keep_dropout
     generation time (``keep_dropout``) needs torch's global generator, which is reseeded with
     ``seed`` inside ``torch.random.fork_rng``, so the caller's random state is left as it was.
     ``conditioning(labels) -> Conditioning`` replaces the generator's own scheme (e.g. the hot
-    conditioning of reconstruction).
+    conditioning of reconstruction). ``labels`` (optional) gives one class index in [0, N) per
+    sample; a count < 1 or labels out of range are a ``ConfigError``.
     """
-    labels = torch.arange(n) % gen.num_classes if labels is None else torch.as_tensor(labels)
+    check_int("n", n, 1, " (the number of images to generate)")
+    labels = check_labels(torch.arange(n) % gen.num_classes if labels is None else labels, n,
+                          gen.num_classes)
     rng = torch.Generator().manual_seed(seed)
     device = next(gen.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

@@ -13,11 +13,12 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # text bars: widget bars show "model not found" after a reload
 
-from .cache import GLOBAL_RNG, restore_state, save_state
+from .cache import GLOBAL_RNG, check_checkpoint_path, restore_state, save_state
 from .config import GeneratorConfig, to_dict
-from .errors import ConfigError, ShapeError
+from .device import resolve_device, same_device
+from .errors import ConfigError, ShapeError, TrainingDivergedError
 from .generator import Generator, sample_conditioning
 from .losses import inversion_loss
 
@@ -55,17 +56,52 @@ class FeatureTap(nn.Module):
         if self._out is None:
             raise ConfigError(f"feature layer {self.feature_layer!r} was not called in the "
                               f"forward pass; choose a layer the forward pass uses")
+        if not isinstance(self._out, torch.Tensor):
+            layer = type(dict(self.model.named_modules())[self.feature_layer]).__name__
+            raise ConfigError(
+                f"feature layer {self.feature_layer!r} ({layer}) returns a "
+                f"{type(self._out).__name__}, not one tensor; choose a layer whose output is a "
+                f"tensor (e.g. the Linear or activation after it), or wrap it in a module that "
+                f"returns the part you mean")
         return logits, self._out.flatten(1)
 
 
+def check_image_shape(image_shape) -> tuple[int, int, int]:
+    """``image_shape`` as ``(C, H, W)`` of positive ints, else ``ShapeError``."""
+    shape = tuple(image_shape) if isinstance(image_shape, (tuple, list, torch.Size)) else None
+    if shape is None or len(shape) != 3 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
+        raise ShapeError(f"image_shape must be (channels, height, width) of one image, e.g. "
+                         f"(1, 28, 28) or (3, 32, 32); got {image_shape!r}")
+    return shape
+
+
 def check_classifier_input(model: nn.Module, image_shape, device="cpu") -> int:
-    """Run one dummy batch; return the number of classes or raise ``ShapeError``."""
+    """Check ``model`` against ``image_shape`` and ``device`` with one dummy batch; return its
+    number of classes N, or raise a ``ConfigError`` / ``ShapeError`` saying what to change.
+
+    The model must: be a module on ``device`` with float32 parameters, take a (B, C, H, W) batch
+    in [0, 1], and return one finite logits tensor of shape (B, N) with N >= 2.
+    """
+    image_shape = check_image_shape(image_shape)
+    device = resolve_device(device)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"the classifier must be a torch.nn.Module, got {type(model).__name__}")
+    params = list(model.parameters()) + list(model.buffers())
+    floats = {p.dtype for p in params if p.is_floating_point()}
+    if floats - {torch.float32}:
+        raise ConfigError(f"the classifier's parameters are {sorted(map(str, floats))}; netinv "
+                          f"generates float32 images: call model.float() first")
+    on = {p.device for p in params}
+    if any(not same_device(d, device) for d in on):
+        raise ConfigError(f"the classifier is on {sorted(map(str, on))} but device={str(device)!r}; "
+                          f"move it there first: model.to({str(device)!r})")
     was = model.training
     model.eval()
     try:
         with torch.no_grad():
             out = model(torch.rand(2, *image_shape, device=device))
-    except ShapeError:
+    except (ShapeError, ConfigError):
         raise
     except Exception as e:
         raise ShapeError(f"the classifier cannot take images of shape {tuple(image_shape)} "
@@ -73,8 +109,19 @@ def check_classifier_input(model: nn.Module, image_shape, device="cpu") -> int:
                          f"trained on") from None
     finally:
         model.train(was)
+    if not isinstance(out, torch.Tensor):
+        raise ShapeError(f"the classifier returns a {type(out).__name__}; inversion needs a module "
+                         f"that returns only the logits tensor (B, N): wrap it, e.g. "
+                         f"forward(x) = model(x)[0]")
     if out.dim() != 2:
         raise ShapeError(f"the classifier must return logits of shape (B, N); got {tuple(out.shape)}")
+    if out.shape[1] < 2:
+        raise ShapeError(f"the classifier returns {out.shape[1]} logit per image; inversion needs "
+                         f">= 2 classes (a softmax over one logit is always 1). For a binary "
+                         f"classifier with one logit z, wrap it to return torch.cat([0 * z, z], 1)")
+    if not torch.isfinite(out).all():
+        raise ConfigError("the classifier returns non-finite logits (NaN or inf) for random "
+                          "images in [0, 1]; check its weights and forward pass before inverting it")
     return out.shape[1]
 
 
@@ -106,6 +153,13 @@ def inversion_step(gen: Generator, opt: torch.optim.Optimizer, tap: FeatureTap,
     x = gen(z.to(device), cond)                     # (B, C, H, W) in [0, 1]
     logits, feats = tap(x)                          # (B, N), (B, D)
     loss, terms = inversion_loss(logits, feats, cond.p, cond.labels, cfg.weights)
+    if not torch.isfinite(loss):
+        bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+        raise TrainingDivergedError(
+            f"inversion diverged: non-finite {bad or 'loss'} (classifier logits "
+            f"{'finite' if torch.isfinite(logits).all() else 'non-finite'} on generated images); "
+            f"nothing was saved for this step. Lower lr (now {cfg.lr}) or the weights of those "
+            f"terms, or check that the classifier gives finite logits for images in [0, 1]")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -129,6 +183,8 @@ def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generat
     """
     history: dict[str, list] = {k: [] for k in ("step", *keys)}
     start, seconds = 0, 0.0
+    if checkpoint is not None:
+        checkpoint = check_checkpoint_path(checkpoint)
     state = {"model": gen, "optimizer": opt, "rng": GLOBAL_RNG, "sample_rng": rng}
     rest = restore_state(checkpoint, kind=kind, config=meta, objects=state)
     if rest is not None:
@@ -158,7 +214,8 @@ def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generat
 def train_generator(classifier: nn.Module, cfg: GeneratorConfig, image_shape, *,
                     feature_layer: str | None = None, device="cpu",
                     checkpoint: str | Path | None = None, checkpoint_every: int = 100,
-                    progress: bool = True, callback: Callable[[dict], None] | None = None):
+                    progress: bool = True, callback: Callable[[dict], None] | None = None,
+                    on_start: Callable[[Generator], None] | None = None):
     """Train a generator to invert ``classifier``; returns ``(generator, history)``.
 
     Each step draws B latents z ~ N(0, I) and B conditionings (``cfg.conditioning``), generates
@@ -167,21 +224,33 @@ def train_generator(classifier: nn.Module, cfg: GeneratorConfig, image_shape, *,
     and the batch inversion accuracy. With ``checkpoint`` set, the state is written atomically
     every ``checkpoint_every`` steps; a rerun with the same config resumes from it and, on the
     same device, gives the same result as an uninterrupted run. ``callback(record)`` is called
-    after every step (it may raise to stop training).
+    after every step (it may raise to stop training); ``on_start(generator)`` once before the
+    first step (e.g. to draw previews from it in ``callback``).
     """
-    image_shape = tuple(image_shape)
+    image_shape = check_image_shape(image_shape)
+    device = resolve_device(device)
     num_classes = check_classifier_input(classifier, image_shape, device)
     tap = FeatureTap(classifier, feature_layer)
+    try:
+        with torch.no_grad(), frozen(classifier):
+            tap(torch.rand(2, *image_shape, device=device))  # a bad feature layer fails here
+    except Exception:
+        tap.remove()
+        raise
     torch.manual_seed(cfg.seed)
     gen = Generator(num_classes, image_shape, cfg).to(device)
     opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     rng = torch.Generator().manual_seed(cfg.seed)
     meta = {"generator": to_dict(cfg), "image_shape": list(image_shape), "num_classes": num_classes}
-    history = fit_generator(
-        gen, opt, rng, lambda: inversion_step(gen, opt, tap, cfg, rng, device), cfg.steps,
-        classifier=classifier, keys=("loss", "kl", "ce", "cosine", "ortho", "batch_accuracy"),
-        kind="generator-partial", meta=meta, checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every, progress=progress, callback=callback,
-        desc=f"generator ({cfg.conditioning}, seed {cfg.seed})")
-    tap.remove()
+    if on_start is not None:
+        on_start(gen)
+    try:
+        history = fit_generator(
+            gen, opt, rng, lambda: inversion_step(gen, opt, tap, cfg, rng, device), cfg.steps,
+            classifier=classifier, keys=("loss", "kl", "ce", "cosine", "ortho", "batch_accuracy"),
+            kind="generator-partial", meta=meta, checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every, progress=progress, callback=callback,
+            desc=f"generator ({cfg.conditioning}, seed {cfg.seed})")
+    finally:
+        tap.remove()
     return gen, history

@@ -16,8 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from .data import ImageData
+from .config import check_int
+from .errors import ShapeError
 from .generator import Generator, generate
-from .inversion import FeatureTap, frozen
+from .inversion import FeatureTap, check_classifier_input, frozen
+
+MIN_SAMPLES = 1000
 
 
 def mean_pairwise_cosine(features: torch.Tensor) -> float:
@@ -58,8 +62,23 @@ def inversion_report(classifier, generator: Generator, test: ImageData, *, n: in
                      device="cpu", real_per_class: int = 200) -> dict:
     """Inversion accuracy and diversity of ``generator`` on ``n`` fresh samples.
 
-    Real-image reference numbers use up to ``real_per_class`` test images per class.
+    Real-image reference numbers use up to ``real_per_class`` test images per class. ``n`` must be
+    at least ``MIN_SAMPLES`` (1000; fewer give accuracies too coarse to compare), and the
+    classifier, the generator and ``test`` must agree on the number of classes and the image
+    shape; otherwise a ``ConfigError`` / ``ShapeError`` says what to pass instead.
     """
+    check_int("n", n, MIN_SAMPLES, f" (at least {MIN_SAMPLES} fresh samples, so that an "
+              f"accuracy is known to about 1.5 points; the smoke profile uses 1000)")
+    if tuple(test.image_shape) != tuple(generator.image_shape):
+        raise ShapeError(f"the test images are {tuple(test.image_shape)} but the generator makes "
+                         f"{tuple(generator.image_shape)}; pass the test split of the dataset the "
+                         f"classifier was trained on")
+    n_out = check_classifier_input(classifier, generator.image_shape, device)
+    n_test = max(test.num_classes, int(test.y.max()) + 1 if len(test.y) else 0)
+    if not n_out == generator.num_classes == n_test:
+        raise ShapeError(f"class counts disagree: the classifier returns {n_out} logits, the "
+                         f"generator has {generator.num_classes} classes and the test data "
+                         f"{n_test}; invert and evaluate with the classifier of that test data")
     images, labels = generate(generator, n, seed=seed, keep_dropout=keep_dropout)
     g = torch.Generator().manual_seed(seed)
     real_idx = torch.cat([torch.nonzero(test.y == c).flatten()[

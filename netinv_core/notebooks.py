@@ -3,8 +3,10 @@
     python -m netinv_core.notebooks run notebooks/fig2_inversion.ipynb -p profile smoke \
         [-p figures_dir /tmp/figs] [--output executed.ipynb]
 
-papermill itself only warns about a parameter the notebook does not have; here a wrong name or a
-value of the wrong type is an error before any cell runs, naming the notebook's parameters.
+papermill itself only warns about a parameter the notebook does not have; here a wrong name, a
+value of the wrong type or a value out of range (``-p dataset nonsense``, ``-p steps -5``,
+``-p alpha 1e999``) is an error before any cell runs, naming what to pass instead. An error that a
+cell raises while running is printed as one line (the executed copy keeps the traceback).
 """
 from __future__ import annotations
 
@@ -62,6 +64,9 @@ def notebook_parameters(path) -> dict:
     """``{name: default}`` of the notebook's cell tagged ``parameters`` (defaults are literals)."""
     import papermill
 
+    if not Path(path).is_file():
+        raise ConfigError(f"no notebook at {path}; the notebooks are: "
+                          + ", ".join(str(NOTEBOOK_DIR / n) for n in NOTEBOOKS))
     params = papermill.inspect_notebook(str(path))
     if not params:
         raise ConfigError(f"{path} has no cell tagged 'parameters'")
@@ -80,9 +85,77 @@ def _type_ok(value, default) -> bool:
     return isinstance(value, type(default))
 
 
+def _seeds(name, v):
+    from .config import check_int
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ConfigError(f"{name}={v!r} must be a non-empty list of seeds, e.g. [0, 1, 2]")
+    for s in v:
+        check_int(f"a seed in {name}", s, 0)
+
+
+def _per_dataset(name, v, check_item):
+    from .config import check_dataset
+    for k, items in v.items():
+        check_dataset(k)
+        if not isinstance(items, (list, tuple)) or not items:
+            raise ConfigError(f"{name}[{k!r}]={items!r} must be a non-empty list")
+        for item in items:
+            check_item(item)
+
+
+def _value_checks():
+    """``{parameter name: check(name, value)}`` for every notebook parameter (run_all.sh and the
+    tests pass any of them); each check raises ``ConfigError`` with what to pass instead."""
+    from .ablation import parse_spec
+    from .config import (_check_weight, check_conditioning, check_dataset, check_int, check_rate,
+                         get_profile)
+
+    def datasets(name, v):
+        for d in v:
+            check_dataset(d)
+
+    def attempts(name, v):
+        if v:
+            from .recon_attempts import check_names
+            check_names(v)
+
+    def positive(name, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+            raise ConfigError(f"{name}={v!r} must be a finite number > 0")
+
+    return {
+        "profile": lambda n, v: get_profile(v),
+        "dataset": lambda n, v: v == "" or check_dataset(v),  # "": the profile's first
+        "datasets": datasets, "train_sets": datasets,
+        **{w: _check_weight for w in ("alpha", "beta", "gamma", "delta")},
+        "gammas": lambda n, v: [_check_weight("gamma", g) for g in v],
+        "conditioning": lambda n, v: check_conditioning(v),
+        "dropout": lambda n, v: check_rate(n, v),
+        # 0 = the profile's value
+        **{k: lambda n, v: check_int(n, v, 0, " (0 = the profile's value)")
+           for k in ("steps", "batch_size", "width", "n_generators")},
+        "seed": lambda n, v: check_int(n, v, 0),
+        "samples_per_generator": lambda n, v: check_int(n, v, 1),
+        "n_samples": lambda n, v: check_int(n, v, 1000, " (the accuracy needs at least 1000)"),
+        "embed_samples": lambda n, v: check_int(n, v, 10),
+        "sae_epochs": lambda n, v: check_int(n, v, 1),
+        "perplexity": positive,
+        "seeds": _seeds,
+        "seeds_per_set": lambda n, v: _per_dataset(n, v, lambda s: check_int("seed", s, 0)),
+        "train_sizes": lambda n, v: _per_dataset(n, v, lambda s: check_int("train size", s, 1)),
+        "factors": lambda n, v: parse_spec(v or None),
+        "attempts": attempts,
+        # free-form paths and switches: their type is checked above
+        **{k: lambda n, v: None for k in ("train_missing", "figures_dir", "attempts_file",
+                                          "search_storage")},
+    }
+
+
 def check_parameters(path, params: dict) -> None:
-    """Raise ``ConfigError`` for a parameter the notebook lacks or a value of the wrong type."""
+    """Raise ``ConfigError`` for a parameter the notebook lacks, a value of the wrong type or a
+    value out of range (checked by the same functions the package uses)."""
     known = notebook_parameters(path)
+    checks = _value_checks()
     for name, value in params.items():
         if name not in known:
             raise ConfigError(f"{Path(path).name} has no parameter {name!r}; its parameters are "
@@ -91,6 +164,10 @@ def check_parameters(path, params: dict) -> None:
             raise ConfigError(f"{Path(path).name}: parameter {name}={value!r} is a "
                               f"{type(value).__name__}, expected {type(known[name]).__name__} "
                               f"like its default {known[name]!r}")
+        try:
+            checks[name](name, value)
+        except ConfigError as e:
+            raise ConfigError(f"{Path(path).name}: parameter {name}: {e}") from None
 
 
 def kernel_env(environ=None) -> dict:
@@ -168,13 +245,22 @@ def main(argv=None) -> int:
         print("\n".join(map(str, smoke_copies(args.folder))))
         return 0
     params = {k: _literal(v) for k, v in args.parameter}
+    from papermill.exceptions import PapermillExecutionError
+
+    from .errors import NetinvError
     try:
         if args.figures_dir and "figures_dir" in notebook_parameters(args.notebook):
             params.setdefault("figures_dir", str(Path(args.figures_dir).resolve()))
         out = run_notebook(args.notebook, params, args.output)
-    except ConfigError as e:
+    except NetinvError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except PapermillExecutionError as e:
+        # one line: the netinv message (or the exception) and where the full traceback is
+        where = args.output or Path(args.notebook).resolve().parent / "executed" / Path(args.notebook).name
+        print(f"error: {Path(args.notebook).name}, cell {e.exec_count}: {e.ename}: "
+              f"{' '.join(str(e.evalue).split())} (traceback in {where})", file=sys.stderr)
+        return 1
     print(out)
     return 0
 

@@ -58,7 +58,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # text bars: widget bars show "model not found" after a reload
 
 from .cache import (GLOBAL_RNG, Trained, default_device, load_or_train, restore_state,
                     save_state)

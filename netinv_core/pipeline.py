@@ -15,6 +15,7 @@ from .classifier import Classifier, evaluate, train_classifier
 from .config import (ClassifierConfig, GeneratorConfig, classifier_config,  # noqa: F401
                      get_profile, to_dict)
 from .data import IMAGE_SHAPES, balanced_subset, load_dataset
+from .device import resolve_device
 from .generator import Generator
 from .inversion import train_generator
 from .metrics import inversion_report
@@ -31,7 +32,7 @@ def get_classifier(cfg: ClassifierConfig, *, device=None, progress=True, retrain
 
     With ``train_missing=False`` a missing checkpoint is an error that says how to make it.
     """
-    device = device or default_device()
+    device = str(resolve_device(device))
     shape = IMAGE_SHAPES[cfg.dataset]
 
     def train(partial):
@@ -64,7 +65,7 @@ def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, pro
     ``"penultimate"``, after the activation; ``"penultimate.0"`` is the linear layer before it);
     the metrics' feature numbers use the same layer. A non-default layer is part of the cache key.
     """
-    device = device or default_device()
+    device = str(resolve_device(device))
     ccfg: ClassifierConfig = classifier.config
     shape = IMAGE_SHAPES[ccfg.dataset]
     num_classes = classifier.model.num_classes

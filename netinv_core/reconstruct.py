@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from .cache import Trained, default_device, load_or_train
 from .config import ReconConfig, to_dict
 from .data import IMAGE_SHAPES
+from .errors import TrainingDivergedError
 from .generator import Conditioning, Generator, generate, hot_matrix
 from .inversion import FeatureTap, check_classifier_input, fit_generator
 from .losses import (PerSampleGradNorm, ce_loss, cosine_loss, kl_loss, ortho_loss, pixel_loss,
@@ -104,7 +105,7 @@ def reconstruction_step(gen: Generator, opt: torch.optim.Optimizer, tap: Feature
     """One Adam step on L_Recon for ``cfg.batch_size`` fresh latents and hot conditionings.
 
     Returns the step's loss, its unweighted terms and batch accuracy; a non-finite loss raises
-    ``FloatingPointError`` before the step is taken.
+    ``TrainingDivergedError`` (a ``FloatingPointError``) before the step is taken.
     """
     labels = torch.randint(0, gen.num_classes, (cfg.batch_size,), generator=rng)
     cond = hot_conditioning(labels, gen.num_classes).to(device)
@@ -113,7 +114,7 @@ def reconstruction_step(gen: Generator, opt: torch.optim.Optimizer, tap: Feature
     loss, terms, logits = recon_loss(tap, tap.model, x, cond, cfg, gradnorm, rng)
     if not torch.isfinite(loss):
         bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-        raise FloatingPointError(
+        raise TrainingDivergedError(
             f"reconstruction diverged (non-finite {bad or 'loss'}); nothing was saved for this "
             f"step. Lower lr (now {cfg.lr}) or the weights of the non-finite terms and rerun")
     opt.zero_grad(set_to_none=True)
