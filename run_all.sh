@@ -25,7 +25,6 @@ for nb in "${notebooks[@]}"; do
   name="$(basename "$nb" .ipynb)"
   executed="notebooks/executed/${name}.${PROFILE}.ipynb"
   params=(-p profile "$PROFILE" --figures-dir "$FIGURES_DIR")  # to each notebook that writes figures
-  if [ "$PROFILE" = smoke ] && [ "$name" = explore_inversion ]; then params+=(-p dataset digits -p steps 5); fi
   echo "[run_all] ($i/${#notebooks[@]}) $name ..."
   start=$(date +%s)
   if ! "$NETINV_PY" -m netinv_core.notebooks run "$nb" "${params[@]}" --output "$executed"; then

@@ -35,7 +35,7 @@ SMOKE_PARAMS = {
     "ablation.ipynb": {"profile": "smoke", "seeds": [0, 1],
                        "factors": {"conditioning": ["label", "vector_matrix"],
                                    "loss_off": ["gamma"]}},
-    "explore_inversion.ipynb": {"profile": "smoke", "dataset": "digits", "steps": 5, "gamma": 3},
+    "explore_inversion.ipynb": {"profile": "smoke", "gamma": 3},
 }
 
 
