@@ -36,6 +36,10 @@ RUN_TIMEOUT_MS = int(os.environ.get("NETINV_BROWSER_TIMEOUT_S", 400)) * 1000  # 
 def _skip_reason():
     if CHROMIUM is None:
         return "no Chromium installed (Debian: apt-get install -y chromium; or set NETINV_CHROMIUM)"
+    try:  # e.g. Ubuntu's chromium is a snap stub that does not run in a container
+        subprocess.run([CHROMIUM, "--version"], capture_output=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"{CHROMIUM} does not run here ({type(e).__name__}); install Debian's chromium"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
