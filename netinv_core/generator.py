@@ -201,9 +201,10 @@ def generate(gen: Generator, n: int, *, labels=None, seed: int = 0, keep_dropout
     ``seed`` inside ``torch.random.fork_rng``, so the caller's random state is left as it was.
     ``conditioning(labels) -> Conditioning`` replaces the generator's own scheme (e.g. the hot
     conditioning of reconstruction). ``labels`` (optional) gives one class index in [0, N) per
-    sample; a count < 1 or labels out of range are a ``ConfigError``.
+    sample; ``n = 0`` gives an empty batch, a negative or non-integer count or labels out of range
+    are a ``ConfigError``.
     """
-    check_int("n", n, 1, " (the number of images to generate)")
+    check_int("n", n, 0, " (the number of images to generate; 0 gives an empty batch)")
     labels = check_labels(torch.arange(n) % gen.num_classes if labels is None else labels, n,
                           gen.num_classes)
     rng = torch.Generator().manual_seed(seed)

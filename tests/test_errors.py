@@ -210,12 +210,17 @@ def test_feature_layer_returning_a_tuple():
 
 
 @pytest.mark.parametrize("n, labels, match", [
-    (0, None, "n=0 must be >= 1"), (-3, None, "n=-3 must be >= 1"), ("5", None, "n='5' is a str"),
+    (-3, None, "n=-3 must be >= 0"), (2.5, None, "n=2.5 is a float"), ("5", None, "n='5' is a str"),
     (3, [0, 1, 12], r"class indices in \[0, 9\].*12"), (3, [0, -1, 2], r"in \[0, 9\]"),
     (3, [0, 1], "2 labels for 3 samples"), (2, [0.5, 1.0], "integer class indices")])
 def test_bad_generate_requests(tiny_gen, n, labels, match):
     with pytest.raises(ConfigError, match=match):
         generate(tiny_gen[1], n, labels=labels)
+
+
+def test_generate_zero_is_an_empty_batch(tiny_gen):
+    images, labels = generate(tiny_gen[1], 0)  # documented: used by the OOD noise-only control
+    assert images.shape == (0, 1, 28, 28) and labels.shape == (0,)
 
 
 def test_report_with_images_of_another_shape(tiny_gen):
