@@ -56,7 +56,8 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .ood import OODConfig, check_train_dataset, ood_metrics, uncertainty
+from .ood import OODConfig, check_train_dataset, uncertainty
+from .ood_scores import ood_metrics
 from .ood_experiment import _logits_feats, as_ood_set, evaluate_ood
 
 FPR95_CONVENTION = ("share of OOD kept at the threshold that keeps 95% of the in-distribution "

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 from .data import ImageData, load_dataset
 from .errors import DataUnavailableError, ShapeError
-from .ood import (OOD_DATASETS, Mahalanobis, OODConfig, check_train_dataset, energy_score,
-                  garbage_score, get_garbage_classifier, msp_score, ood_metrics)
+from .ood import OOD_DATASETS, OODConfig, check_train_dataset, get_garbage_classifier
+from .ood_scores import Mahalanobis, energy_score, garbage_score, msp_score, ood_metrics
 from .cache import default_device
 from .config import classifier_config, get_profile
 from .pipeline import get_classifier
