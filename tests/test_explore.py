@@ -99,3 +99,18 @@ def test_live_preview_leaves_training_unchanged(digits_classifier, digits):
     assert len(pngs) == 3 and all(p[:4] == b"\x89PNG" for p in pngs)
     assert watched.history["loss"] == plain.history["loss"]
     assert watched.metrics["inversion_accuracy"] == plain.metrics["inversion_accuracy"]
+
+
+def test_a_kernel_interrupt_during_the_first_run_ends_cleanly(digits_classifier, digits,
+                                                              monkeypatch):
+    """A KeyboardInterrupt (the kernel's interrupt) between steps: no traceback, the widget says
+    so and stays usable."""
+    from netinv_core.explore import Explorer
+
+    def interrupt(self, rec, gen):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Explorer, "_on_step", interrupt)
+    ex = explorer(digits_classifier, digits[1], profile="smoke", display=False, **TINY)
+    assert ex.runs == [] and ex.error is None and "interrupted #1" in ex.status.value
+    assert not ex.retrain_button.disabled and ex.stop_button.disabled
