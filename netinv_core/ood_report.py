@@ -4,7 +4,7 @@ JSON files that ``python -m netinv_core.ood_attempts run`` writes (issue 12).
 Each entry: ``name``, ``train`` (training set), ``settings``, ``seeds`` (seed 0 first), the
 in-distribution accuracy and, per OOD set, the garbage rate, AUROC and FPR95 (mean over seeds and
 per seed), with ``fpr95_convention``. Evaluation-only entries name the ``model`` they evaluate.
-Attempts that were not run say why (``status``).
+Attempts that were not run are listed, with why, in ``attempts_not_run``.
 """
 from __future__ import annotations
 
@@ -119,9 +119,9 @@ def evaluation_entries(recs: list) -> list:
     return out
 
 
-def build_attempts(out_dir, not_run: dict | None = None) -> list:
-    """The ``attempts`` list: evaluation-only entries of the capped model first, then each
-    training variant, then ``not_run`` (name -> reason) entries."""
+def build_attempts(out_dir) -> list:
+    """The ``attempts`` list (measured ones only; those not run are in ``attempts_not_run``):
+    evaluation-only entries of the capped model first, then each training variant."""
     runs = load_runs(out_dir)
     attempts = []
     order = list(VARIANTS)
@@ -130,9 +130,6 @@ def build_attempts(out_dir, not_run: dict | None = None) -> list:
             attempts += evaluation_entries(recs)
     for (train, variant), recs in sorted(runs.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
         attempts.append(variant_entry(recs))
-    for name, why in (not_run or {}).items():
-        attempts.append({"name": name, "status": f"not run: {why}",
-                         "settings": VARIANTS[name][0] if name in VARIANTS else None})
     return attempts
 
 
@@ -170,12 +167,14 @@ def rounds_figure(out_dir):
 
 def collect(out_dir="figures/ood_attempts", json_path="figures/fig4_ood.json",
             not_run: dict | None = None) -> list:
-    """Write ``attempts`` into ``json_path`` (other keys kept) and the per-round figure beside it."""
+    """Write ``attempts`` into ``json_path`` (other keys kept; ``not_run``, name -> why, replaces
+    ``attempts_not_run`` when given) and the per-round figure beside it."""
     from .results import save_figure, save_json
     path = Path(json_path)
     data = json.loads(path.read_text()) if path.exists() else {}
-    data["attempts"] = build_attempts(out_dir, not_run if not_run is not None
-                                      else data.get("attempts_not_run", {}))
+    data["attempts"] = build_attempts(out_dir)
+    if not_run is not None:
+        data["attempts_not_run"] = not_run
     save_json(data, path)
     fig = rounds_figure(out_dir)
     if fig is not None:
