@@ -40,9 +40,11 @@ Rules (the thresholds are constants of this module):
 - Clear threshold (least confident in-distribution image more confident than the most confident
   escaped OOD image): supported only if it holds in every seed of every direction; refuted if it
   fails in any.
-- Reconstruction "training-like": at the smallest training set, the share of reconstructions
-  closer (SSIM) to a training than to a held-out image, mean - std > 0.5, and some training image
-  matched with SSIM > 0.4: supported; only the first: partly; neither: refuted.
+- Reconstruction "training-like": at the smallest training set, verifier_accuracy >= 0.5 (an
+  independent judge recognises the class) and a lean towards the training images (train-closer
+  share > 0.5 with permutation p < 0.05): supported; only one of the two: partly; neither:
+  refuted (``recon_metrics``). Older records without these keys: train-closer share (SSIM) mean -
+  std > 0.5 and some training image matched with SSIM > 0.4.
 - Reconstruction degrades with the training-set size: from the smallest to the largest training
   set, the train-closer share falls by more than its std AND the SSIM to the nearest training image
   falls: supported; only one of the two: partly; neither: refuted (per dataset, then combined).
@@ -599,6 +601,27 @@ def _recon_rows(src, ds):
     return sorted(range(len(rows)), key=lambda i: rows[i]["train_size"]), rows
 
 
+def _closer(src, base):
+    """``(share, std over generators, p-value or None)`` of the train-closer lean of a fig5 row:
+    the calibrated schema (``train_closer``, NCC, permutation p) or the older SSIM one."""
+    if src.has(f"{base}/train_closer"):
+        return (src.get(f"{base}/train_closer/share"),
+                src.get(f"{base}/summary/train_closer_share/std"),
+                src.get(f"{base}/train_closer/p_value"))
+    return (src.get(f"{base}/summary/share_train_closer/mean"),
+            src.get(f"{base}/summary/share_train_closer/std"), None)
+
+
+def _training_like_attempts(src) -> str:
+    name = "fig5_reconstruction.json"
+    if not src.has(f"{name}#/attempts"):
+        return ""
+    att = src.get(f"{name}#/attempts")
+    like = [f"{a['name']} ({a['dataset']}-{a['train_size']})" for a in att if a.get("training_like")]
+    return (f"; training-like among the {len(att)} recorded attempts: "
+            f"{', '.join(like) if like else 'none'}")
+
+
 def c_recon_training_like(src):
     parts, per_ds, seeds = [], [], []
     for ds in src.get("fig5_reconstruction.json#/datasets"):
@@ -606,24 +629,28 @@ def c_recon_training_like(src):
         i = order[0]
         base = f"fig5_reconstruction.json#/datasets/{ds}/{i}"
         n = src.get(f"{base}/train_size")
-        share = src.get(f"{base}/summary/share_train_closer/mean")
-        sd = src.get(f"{base}/summary/share_train_closer/std")
+        share, sd, p = _closer(src, base)
+        k = len(src.get(f"{base}/reconstruction"))
+        seeds.append(k)
+        if p is not None:   # calibrated: verifier_accuracy >= 0.5 and a lean with p < 0.05
+            va = src.get(f"{base}/verifier_accuracy")
+            judged, lean = va >= 0.5, share > 0.5 and p < 0.05
+            per_ds.append("supported" if judged and lean else "partly" if judged or lean
+                          else "refuted")
+            real = src.get(f"{base}/baselines/real_test/verifier_accuracy")
+            parts.append(f"{NAMES[ds]}-{n}: verifier accuracy {_pct(va)} (real held-out "
+                         f"{_pct(real)}), train-closer share {share:.2f} (p = {p:.3f}; 0.5 = no "
+                         f"preference), NCC to nearest train / held-out "
+                         f"{src.get(f'{base}/ncc_train'):.3f} / {src.get(f'{base}/ncc_test'):.3f}")
+            continue
         matched = src.get(f"{base}/summary/distinct_train_ssim_gt_0.4/mean")
         ssim = src.get(f"{base}/summary/ssim_train_mean/mean")
-        k = len(src.get(f"{base}/reconstruction"))
         lean = share - sd > 0.5
         per_ds.append("supported" if lean and matched > 0 else "partly" if lean else "refuted")
-        seeds.append(k)
-        extra = ""
-        if src.has(f"{base}/summary/verifier_accuracy"):
-            va = src.get(f"{base}/summary/verifier_accuracy")
-            va = va.get("mean") if isinstance(va, dict) else va
-            extra = f", verifier accuracy {_pct(va)}"
         parts.append(f"{NAMES[ds]}-{n}: train-closer share {share:.2f} ± {sd:.2f} (0.5 = no "
                      f"preference), SSIM to nearest train {ssim:.3f}, training images matched "
-                     f"with SSIM > 0.4: {matched:.1f}{extra}")
-    return combine(per_ds), "; ".join(parts) + _attempts_note(src, "fig5_reconstruction.json"), \
-        min(seeds)
+                     f"with SSIM > 0.4: {matched:.1f}")
+    return combine(per_ds), "; ".join(parts) + _training_like_attempts(src), min(seeds)
 
 
 def c_recon_degrades(src):
@@ -635,18 +662,21 @@ def c_recon_degrades(src):
         vals = []
         for i in order:
             base = f"fig5_reconstruction.json#/datasets/{ds}/{i}"
-            vals.append((src.get(f"{base}/train_size"),
-                         src.get(f"{base}/summary/share_train_closer/mean"),
-                         src.get(f"{base}/summary/share_train_closer/std"),
-                         src.get(f"{base}/summary/ssim_train_mean/mean")))
+            share, sd, _ = _closer(src, base)
+            quality = (src.get(f"{base}/ncc_train") if src.has(f"{base}/ncc_train")
+                       else src.get(f"{base}/summary/ssim_train_mean/mean"))
+            vals.append((src.get(f"{base}/train_size"), share, sd, quality))
             seeds.append(len(src.get(f"{base}/reconstruction")))
         (_, s0, d0, q0), (_, s1, d1, q1) = vals[0], vals[-1]
         lean_fades, ssim_falls = s0 - s1 > max(d0, d1), q1 < q0
         per_ds.append("supported" if lean_fades and ssim_falls else
                       "partly" if lean_fades or ssim_falls else "refuted")
         parts.append(f"{NAMES[ds]}: train-closer share " + " / ".join(
-            f"{n}: {s:.2f}" for n, s, _, _ in vals) + "; SSIM to train " + " / ".join(
+            f"{n}: {s:.2f}" for n, s, _, _ in vals) + "; similarity to nearest train " + " / ".join(
             f"{s:.3f}" for _, _, _, s in vals))
+    if not per_ds:
+        raise NotRecorded("fig5_reconstruction.json holds one training-set size per dataset; "
+                          "the trend needs two")
     return combine(per_ds), "; ".join(parts), min(seeds)
 
 

@@ -196,6 +196,8 @@ def ncc_distributions(results: list[dict], *, title=""):
                                       ("_ncc", "recon test", "ncc_test", "tab:orange"),
                                       ("_inv_ncc", "inv. train", "ncc_train", "tab:cyan"),
                                       ("_inv_ncc", "inv. test", "ncc_test", "tab:red")):
+            if r.get(src) is None:
+                continue
             data.append(np.asarray(r[src][key]))
             labels.append(f"{r['train_size']}\n{kind}")
             colors.append(color)

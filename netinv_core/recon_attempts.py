@@ -19,7 +19,9 @@ calibrated metrics of ``recon_metrics`` over one or more generator seeds. Varian
 - ``avgpool_classifier``: the attacked CNN with average instead of max pooling.
 
 Sampling modes (``sample``): ``dropout`` (dropout on, BatchNorm running statistics: the mode the
-generator trained in, up to BN's batch vs running statistics), ``no_dropout`` (dropout off: the
+generator trained in, up to BN's batch vs running statistics), ``train`` (exactly the training
+mode: dropout on and BatchNorm normalising with the statistics of the sampled batch, which holds
+every class equally often; the generator's running statistics are left untouched), ``no_dropout`` (dropout off: the
 dropout/BatchNorm variance shift), ``bn_reestimate`` (dropout off, BatchNorm statistics
 re-estimated without dropout on ``bn_batches`` batches of 256).
 
@@ -33,7 +35,9 @@ CLI (resumable; results are written atomically after every attempt):
 
     python -m netinv_core.recon_attempts attempts --names mlp_positive_control default \
         --out figures/fig5_attempts.json
-    python -m netinv_core.recon_attempts search --trials 40 --storage runs/recon_search.log
+    python -m netinv_core.recon_attempts search --trials 40 --storage runs/recon_search.journal
+    python -m netinv_core.recon_attempts best --storage runs/recon_search.journal \
+        --out figures/fig5_attempts.json --seeds 0 1 2
 """
 from __future__ import annotations
 
@@ -67,7 +71,7 @@ VARIANTS = {
     "weight_decay_classifier": "attacked CNN with weight decay 5e-4",
     "avgpool_classifier": "attacked CNN with average pooling",
 }
-SAMPLING_MODES = ("dropout", "no_dropout", "bn_reestimate")
+SAMPLING_MODES = ("dropout", "train", "no_dropout", "bn_reestimate")
 TV_VALUES = (0.0, 0.002, 0.2)
 LAB_EPSILON = 0.37
 
@@ -209,8 +213,15 @@ def sample(gen, n_per_class: int, *, mode: str = "dropout", seed: int = 0, bn_ba
             lab = torch.randint(0, gen.num_classes, (256,), generator=g)
             z = torch.randn(256, gen.latent_dim, generator=g)
             gen(z.to(device), hot_conditioning(lab, gen.num_classes).to(device))
+    if mode == "train":
+        # BatchNorm without running statistics normalises with the batch's own (as in training)
+        gen = copy.deepcopy(gen)
+        for m in gen.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean = m.running_var = m.num_batches_tracked = None
+                m.track_running_stats = False
     # generator.generate underneath: seeded, and the caller's random state is left alone
-    return reconstruct(gen, n_per_class, seed=seed, keep_dropout=(mode == "dropout"))
+    return reconstruct(gen, n_per_class, seed=seed, keep_dropout=(mode in ("dropout", "train")))
 
 
 def sampling_modes_report(gen, model, n_per_class: int, seed: int = 0, device="cpu") -> dict:
@@ -393,7 +404,8 @@ def objective_value(m: dict) -> float:
 
 def run_search(storage: str, n_trials: int, dataset="mnist", train_size=1000, profile="quick", *,
                study_name="recon_weights", steps: int = 60, grad_samples: int = 8,
-               n_per_class: int = 20, device="cpu", log=print) -> dict:
+               batch_size: int | None = None, n_per_class: int = 20, device="cpu",
+               log=print) -> dict:
     """Run TPE trials until the study holds ``n_trials`` finished trials (resumes a study);
     returns the ``search`` record."""
     import optuna
@@ -410,7 +422,8 @@ def run_search(storage: str, n_trials: int, dataset="mnist", train_size=1000, pr
 
     def objective(trial):
         ov = trial_weights(trial)
-        cfg = _recon_cfg(profile, 0, {**ov, "steps": steps, "grad_samples": grad_samples})
+        extra = {"batch_size": batch_size} if batch_size else {}
+        cfg = _recon_cfg(profile, 0, {**ov, "steps": steps, "grad_samples": grad_samples, **extra})
         rec = get_reconstructor_for_search(clf, cfg, device)
         gen, hist = rec.model, rec.history
         x, y, _ = sample(gen, n_per_class, mode=_default_sampling(), seed=1000)
@@ -420,6 +433,7 @@ def run_search(storage: str, n_trials: int, dataset="mnist", train_size=1000, pr
         trial.set_user_attr("train_closer_share", m["train_closer"]["share"])
         trial.set_user_attr("seconds", hist["seconds"])
         trial.set_user_attr("steps", steps)
+        trial.set_user_attr("batch_size", cfg.batch_size)
         v = objective_value(m)
         log(f"[search trial {trial.number}] value {v:.3f} verifier {m['verifier_accuracy']:.3f} "
             f"closer {m['train_closer']['share']:.3f} label {m['label_accuracy']:.3f} "
@@ -464,6 +478,26 @@ def best_overrides(params: dict) -> dict:
     p = dict(params)
     pert = p.pop("perturbation")
     return {"weights": p, "perturbation": pert.split("_")[0], "epsilon": float(pert.split("_")[1])}
+
+
+def run_best(storage: str, out, dataset="mnist", train_size=1000, profile="quick", *,
+             seeds=(0, 1, 2), study_name="recon_weights", device="cpu", log=print) -> dict:
+    """Rerun the search's best weights at the profile's full steps for ``seeds``; the attempt
+    ``search_best`` is appended to ``out`` (skipped when already there)."""
+    _check_writable(out)
+    rec = load_search(storage, study_name)
+    if not rec["trials"]:
+        raise ConfigError(f"the study in {storage} has no finished trial to rerun")
+    spec = {"name": "search_best", "classifier": "cnn", "train_size": None,
+            "overrides": best_overrides(rec["best_weights"])}
+    done = json.loads(Path(out).read_text()) if Path(out).exists() else []
+    if any(d["name"] == "search_best" and d["seeds"] == list(seeds) for d in done):
+        log(f"[attempt search_best] already in {out}")
+        return next(d for d in done if d["name"] == "search_best")
+    res = run_attempt(spec, dataset, train_size, profile, seeds=seeds, device=device, log=log)
+    done.append(res)
+    _write_json(out, done)
+    return res
 
 
 def load_search(storage: str, study_name: str = "recon_weights") -> dict:
@@ -529,18 +563,27 @@ def main(argv=None) -> int:
     s.add_argument("--train-size", type=int, default=1000)
     s.add_argument("--profile", default="quick")
     s.add_argument("--steps", type=int, default=60)
+    s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument("--grad-samples", type=int, default=8)
     s.add_argument("--out", default=None, help="write the search record here (JSON)")
+    b = sub.add_parser("best", help="rerun the search's best weights at full steps")
+    b.add_argument("--storage", required=True)
+    b.add_argument("--out", required=True, help="the attempts file to append search_best to")
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args(argv)
     log = lambda m: print(m, flush=True)  # noqa: E731
     try:
-        if args.cmd == "attempts":
+        if args.cmd == "best":
+            run_best(args.storage, args.out, seeds=tuple(args.seeds), log=log)
+        elif args.cmd == "attempts":
             run_attempts(args.names, args.out, args.dataset, args.train_size, args.profile,
                          seeds=tuple(args.seeds), epsilon=args.epsilon, log=log)
         else:
             if args.out:
                 _check_writable(args.out)
             rec = run_search(args.storage, args.trials, args.dataset, args.train_size,
-                             args.profile, steps=args.steps, log=log)
+                             args.profile, steps=args.steps, grad_samples=args.grad_samples,
+                             batch_size=args.batch_size, log=log)
             if args.out:
                 _write_json(args.out, rec)
             log(json.dumps({k: v for k, v in rec.items() if k != "all"}))

@@ -53,9 +53,11 @@ from .losses import (PerSampleGradNorm, ce_loss, cosine_loss, kl_loss, ortho_los
 
 # fields added after checkpoints existed: left out of the checkpoint key at these defaults
 _KEY_DEFAULTS = {"perturbation": "uniform", "dropout_last": None}
-# how reconstructions are sampled (recon_attempts.SAMPLING_MODES): "dropout" = the mode the
-# generator trained in
-DEFAULT_SAMPLING = "dropout"
+# how reconstructions are sampled (recon_attempts.SAMPLING_MODES): "train" = exactly the mode the
+# generator trained in (dropout on, BatchNorm batch statistics). Measured on the MNIST-1000
+# generator, seed 0, quick: label accuracy 0.956 "train", 0.948 "dropout" (BN running
+# statistics), 0.814 BN re-estimated without dropout, 0.738 dropout off (the old choice).
+DEFAULT_SAMPLING = "train"
 RECON_TERMS = ("kl", "kl_pert", "ce", "ce_pert", "cosine", "ortho", "var", "pix", "grad")
 
 

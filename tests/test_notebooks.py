@@ -98,7 +98,8 @@ def test_fig5_reconstruction_smoke(tmp_path):
         assert all(0 <= m[k] <= 1 for k in keys[:3]) and -1 <= m["ncc_train"] <= 1
         assert 0 < m["train_closer"]["p_value"] <= 1
     assert set(r["baselines"]) == {"all_black", "class_mean", "wrong_class", "noise", "real_test"}
-    assert set(r["reconstruction"][0]["sampling_modes"]) == {"dropout", "no_dropout", "bn_reestimate"}
+    assert set(r["reconstruction"][0]["sampling_modes"]) == {"dropout", "train", "no_dropout",
+                                                             "bn_reestimate"}
     for stem in ("fig5_digits", "fig5_digits_stretched", "fig5_digits_nearest", "fig5_digits_ncc"):
         assert (figs / f"{stem}.png").stat().st_size > 1000 and (figs / f"{stem}.pdf").exists()
 

@@ -108,3 +108,7 @@ def test_search_resumes_without_repeating_finished_trials(tmp_path):
     again = ra.load_search(storage)
     assert again["trials"] == 3 and again["best_value"] == rec["best_value"]
     json.dumps(again)
+    best = ra.run_best(storage, tmp_path / "att.json", "digits", 300, "smoke", seeds=(0,))
+    assert best["name"] == "search_best" and best["overrides"]["weights"] == {
+        k: v for k, v in rec["best_weights"].items() if k != "perturbation"}
+    assert json.loads((tmp_path / "att.json").read_text())[0]["name"] == "search_best"
