@@ -66,20 +66,21 @@ VARIANTS = {
     "no_last_dropout": "no dropout on the generator's last hidden block (0.5 elsewhere)",
     "no_dropout_generator": "generator dropout 0",
     "lab_sign_noise": "perturbation eps * sign(N(0, I)), eps 0.37 on [0, 1] (lab code)",
-    "tv_sweep": "eta1 in {0, 0.002, 0.2} (default 0.02)",
+    "tv_sweep": "eta1 in {0.2, 0.002, 0} (default 0.02)",
     "diversity_off": "gamma = delta = 0",
     "weight_decay_classifier": "attacked CNN with weight decay 5e-4",
     "avgpool_classifier": "attacked CNN with average pooling",
 }
 SAMPLING_MODES = ("dropout", "train", "no_dropout", "bn_reestimate")
-TV_VALUES = (0.0, 0.002, 0.2)
+TV_VALUES = (0.2, 0.002, 0.0)
 LAB_EPSILON = 0.37
+TV_NAMES = tuple(f"tv_sweep_eta1_{v:g}" for v in TV_VALUES)   # one tv_sweep value alone
 
 
 def check_names(names, epsilon: float | None = None) -> list[str]:
     """Raise ``ConfigError`` for unknown variant names or a bad epsilon, before any training."""
     names = list(names)
-    bad = [n for n in names if n not in VARIANTS]
+    bad = [n for n in names if n not in VARIANTS and n not in TV_NAMES]
     if bad:
         raise ConfigError(f"unknown attempt variant(s) {bad}; choose from {list(VARIANTS)}")
     if not names:
@@ -255,6 +256,8 @@ def attempt_specs(name: str, epsilon: float | None = None) -> list[dict]:
     if name == "lab_sign_noise":
         return [{**base, "name": name, "overrides": {"perturbation": "sign",
                                                      "epsilon": epsilon or LAB_EPSILON}}]
+    if name in TV_NAMES:
+        return [s for s in attempt_specs("tv_sweep") if s["name"] == name]
     if name == "tv_sweep":
         return [{**base, "name": f"tv_sweep_eta1_{v:g}", "overrides": {"weights": {"eta1": v}}}
                 for v in TV_VALUES]

@@ -112,3 +112,11 @@ def test_search_resumes_without_repeating_finished_trials(tmp_path):
     assert best["name"] == "search_best" and best["overrides"]["weights"] == {
         k: v for k, v in rec["best_weights"].items() if k != "perturbation"}
     assert json.loads((tmp_path / "att.json").read_text())[0]["name"] == "search_best"
+
+
+def test_tv_sweep_values_can_be_named_alone():
+    from netinv_core.recon_attempts import TV_NAMES, attempt_specs
+    assert [s["name"] for s in attempt_specs("tv_sweep")] == list(TV_NAMES)
+    assert attempt_specs("tv_sweep_eta1_0.2")[0]["overrides"] == {"weights": {"eta1": 0.2}}
+    with pytest.raises(ConfigError, match="unknown attempt variant"):
+        attempt_specs("tv_sweep_eta1_5")
