@@ -147,7 +147,7 @@ def _value_checks():
         "attempts": attempts,
         # free-form paths and switches: their type is checked above
         **{k: lambda n, v: None for k in ("train_missing", "figures_dir", "attempts_file",
-                                          "search_storage")},
+                                          "search_storage", "search_note", "plain_inversion")},
     }
 
 
