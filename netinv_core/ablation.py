@@ -30,6 +30,7 @@ from .generator import generate
 from .config import classifier_config, get_profile
 from .pipeline import get_classifier, get_generator
 from .results import mean_std
+from .inversion import steps_to_accuracy  # noqa: F401  (re-exported: ablation.steps_to_accuracy)
 
 FACTORS = {
     "conditioning": ("label", "vector", "matrix", "vector_matrix"),
@@ -66,15 +67,6 @@ def setting_config(base: GeneratorConfig, factor: str, value) -> GeneratorConfig
     if factor == "dropout":
         return replace(base, dropout=float(value))
     return replace(base, weights=replace(base.weights, **{value: 0.0}))
-
-
-def steps_to_accuracy(batch_accuracy, target: float = 0.95, window: int = 20):
-    acc = np.asarray(batch_accuracy, dtype=float)
-    if len(acc) < window:
-        return None
-    ma = np.convolve(acc, np.ones(window) / window, mode="valid")
-    hit = np.nonzero(ma >= target)[0]
-    return int(hit[0] + window) if len(hit) else None
 
 
 def run_ablation(dataset: str, profile="quick", *, spec=None, seeds=(0, 1, 2), n_samples=None,

@@ -28,6 +28,12 @@ step at the same batch size, on the same classifier).
 
     python -m netinv_core.bench reconstruction --dataset mnist --train-size 1000 --profile quick
 
+``cost``: predicted seconds per notebook of ``run_all.sh`` for a profile on this device, from a
+few measured steps of every stage and the analysis steps at the profile's sizes
+(``netinv_core.cost``), and a GPU extrapolation from the counted FLOPs.
+
+    python -m netinv_core.bench cost --profile paper
+
 ``inversion``: trains (or loads from the cache) the profile's classifier, trains one generator
 afresh (``--cached`` reuses a cached one) and prints its classifier test accuracy, inversion
 accuracy, diversity numbers, ``generator_seconds`` (wall time of generator training alone),
@@ -37,44 +43,110 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import replace
 
 import torch
 
-from .config import CONDITIONINGS, DATASETS, PROFILES, get_profile
+from .config import CONDITIONINGS, DATASETS, PRECISIONS, PROFILES, get_profile
+from .device import resolve_device
 from .errors import NetinvError
 
 
-def bench_inversion(dataset: str, profile: str, seed: int = 0, cached: bool = False,
-                    conditioning: str | None = None, device=None) -> dict:
-    from .pipeline import classifier_config, default_device, get_classifier, get_generator
+def matmul_gflops(device="cpu", n: int = 2048, repeats: int = 5, dtype=torch.float32) -> float:
+    """The machine's own dense matmul rate: 2 n^3 / (median seconds of an n x n @ n x n
+    product), in GFLOP/s, on ``device`` with the current torch threads."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    times = []
+    for i in range(repeats + 1):
+        _sync(device)
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        if i:
+            times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
 
-    device = device or default_device()
+
+def _sync(device) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def step_gflop(classifier, gen, cfg, device="cpu") -> float:
+    """GFLOP of one inversion step (forward, backward, Adam) counted by
+    ``torch.utils.flop_counter.FlopCounterMode`` on a copy of ``gen`` (``gen`` is untouched)."""
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .inversion import FeatureTap, frozen, inversion_step
+
+    g = copy.deepcopy(gen).train()
+    opt = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    tap = FeatureTap(classifier)
+    with frozen(classifier), FlopCounterMode(display=False) as fc:
+        inversion_step(g, opt, tap, cfg, torch.Generator().manual_seed(0), device)
+    tap.remove()
+    return fc.get_total_flops() / 1e9
+
+
+def bench_inversion(dataset: str, profile: str, seed: int = 0, cached: bool = False,
+                    conditioning: str | None = None, device=None, precision: str | None = None,
+                    stop_at: float | None = None, lr: float | None = None) -> dict:
+    """Train one generator and report accuracy, diversity and speed.
+
+    ``seconds_to_95``: wall seconds of generator training until the 20-step mean batch accuracy
+    first reaches 0.95 (``inversion.seconds_to_accuracy``); ``inversion_accuracy`` on fresh
+    samples confirms it (with ``stop_at=0.95`` training stops there, so the fresh samples judge
+    the generator at that point). ``step_seconds``: median wall seconds per step;
+    ``step_gflop``: counted FLOPs of one step; ``flop_utilisation`` = step_gflop / step_seconds /
+    ``matmul_gflops`` (fp32 2048^3 matmul rate, same device and threads, measured here).
+    """
+    from .inversion import seconds_to_accuracy, steps_to_accuracy
+    from .pipeline import classifier_config, get_classifier, get_generator
+
+    device = str(resolve_device(device))
     prof = get_profile(profile)
     t0 = time.perf_counter()
     clf = get_classifier(classifier_config(dataset, prof), device=device, progress=False)
     cfg = prof.generator_config(seed=seed)
-    if conditioning:
-        cfg = replace(cfg, conditioning=conditioning)
+    over = {k: v for k, v in dict(conditioning=conditioning, precision=precision,
+                                   stop_at_accuracy=stop_at, lr=lr).items() if v is not None}
+    cfg = replace(cfg, **over)
     gen = get_generator(clf, cfg, device=device, progress=False, retrain=not cached,
                         checkpoint_every=prof.checkpoint_every, eval_samples=prof.eval_samples)
-    m = gen.metrics
+    m, hist = gen.metrics, gen.history
+    wall = hist.get("wall") or []
+    steps_done = len(hist["batch_accuracy"])
+    step_s = (statistics.median(b - a for a, b in zip([0.0] + wall[:-1], wall))
+              if wall else m["generator_seconds"] / max(steps_done, 1))
+    gflop = step_gflop(clf.model, gen.model, cfg, device)
+    mm = matmul_gflops(device)
+    mm_bf16 = matmul_gflops(device, dtype=torch.bfloat16) if cfg.precision == "bf16" else None
     return {
         "benchmark": "inversion", "dataset": dataset, "profile": profile, "seed": seed,
         "conditioning": cfg.conditioning, "weights": vars(cfg.weights),
+        "precision": cfg.precision, "lr": cfg.lr, "stop_at_accuracy": cfg.stop_at_accuracy,
         "classifier_test_accuracy": clf.metrics["test_accuracy"],
         "inversion_accuracy": m["inversion_accuracy"],
         "feature_cosine_inverted": m["feature_cosine_inverted"],
         "feature_cosine_real": m["feature_cosine_real"],
         "pixel_spread_inverted": m["pixel_spread_inverted"],
         "pixel_spread_real": m["pixel_spread_real"],
-        "generator_seconds": m["generator_seconds"], "generator_steps": cfg.steps,
+        "steps_to_95": steps_to_accuracy(hist["batch_accuracy"]),
+        "seconds_to_95": seconds_to_accuracy(hist),
+        "step_seconds": step_s, "step_gflop": gflop, "matmul_gflops": mm,
+        "matmul_gflops_bf16": mm_bf16,
+        "flop_utilisation": gflop / step_s / mm,
+        "generator_seconds": m["generator_seconds"], "generator_steps": steps_done,
+        "generator_steps_budget": cfg.steps,
         "generator_batch": cfg.batch_size, "eval_samples": m["n_samples"],
-        "device": torch.cuda.get_device_name(0) if str(device).startswith("cuda") else "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "total_seconds": time.perf_counter() - t0,
+        "device": _device_name(device), "torch_threads": torch.get_num_threads(),
+        "cached": cached, "total_seconds": time.perf_counter() - t0,
     }
 
 
@@ -162,7 +234,14 @@ def main(argv=None) -> int:
     inv.add_argument("--seed", type=int, default=0)
     inv.add_argument("--conditioning", choices=CONDITIONINGS, default=None)
     inv.add_argument("--cached", action="store_true", help="reuse a cached generator")
-    inv.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    inv.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda "
+                     "if available)")
+    inv.add_argument("--precision", choices=PRECISIONS, default=None,
+                     help="bf16: forward passes under bf16 autocast (default: the profile's)")
+    inv.add_argument("--stop-at", type=float, default=None,
+                     help="stop training once the 20-step mean batch accuracy reaches this")
+    inv.add_argument("--lr", type=float, default=None, help="generator learning rate")
+    inv.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     itp = sub.add_parser("interpret", help="Figure 3 numbers: clusters, boundary faithfulness, SAE, "
                                           "gamma sweep")
     itp.add_argument("--dataset", required=True, choices=DATASETS)
@@ -184,11 +263,25 @@ def main(argv=None) -> int:
     rec.add_argument("--train-size", type=int, required=True)
     rec.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     rec.add_argument("--device", default=None)
+    cst = sub.add_parser("cost", help="predicted seconds per notebook of run_all.sh for a profile "
+                                      "on this device (netinv_core.cost)")
+    cst.add_argument("--profile", default="paper", choices=sorted(PROFILES))
+    cst.add_argument("--device", default=None)
+    cst.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    cst.add_argument("--stages", action="store_true", help="also print every stage's count")
     args = parser.parse_args(argv)
     try:
         from .device import resolve_device
         args.device = str(resolve_device(args.device))  # a wrong --device fails before training
-        if args.benchmark == "ood":
+        if args.benchmark == "cost":
+            from .cost import predict
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            out = predict(args.profile, args.device)
+            if not args.stages:
+                out["notebooks"] = {k: {kk: vv for kk, vv in v.items() if kk != "stages"}
+                                    for k, v in out["notebooks"].items()}
+        elif args.benchmark == "ood":
             out = bench_ood(args.train, args.profile, args.seeds, args.device)
         elif args.benchmark == "reconstruction":
             out = bench_reconstruction(args.dataset, args.train_size, args.profile, args.device)
@@ -197,8 +290,11 @@ def main(argv=None) -> int:
         elif args.benchmark == "interpret":
             out = bench_interpret(args.dataset, args.profile, device=args.device)
         else:
+            if args.threads:
+                torch.set_num_threads(args.threads)
             out = bench_inversion(args.dataset, args.profile, args.seed, args.cached,
-                                  args.conditioning, args.device)
+                                  args.conditioning, args.device, args.precision, args.stop_at,
+                                  args.lr)
     except NetinvError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ CONDITIONINGS = ("label", "vector", "matrix", "vector_matrix")
 LOSS_TERMS = ("alpha", "beta", "gamma", "delta")
 # how the loss terms are written for people (slider labels, error messages)
 LOSS_TERM_LABELS = {"alpha": "KL", "beta": "CE", "gamma": "cosine", "delta": "orthogonality"}
+PRECISIONS = ("fp32", "bf16")
 
 
 def _check_weight(name: str, value: Any) -> float:
@@ -153,6 +154,9 @@ class GeneratorConfig:
     batch_size: int = 256
     lr: float = 1e-3
     seed: int = 0
+    # Speed settings (issue 14). They are part of the config, so they key the cache.
+    precision: str = "fp32"          # "bf16": forward passes under bf16 autocast (CPU or CUDA)
+    stop_at_accuracy: float | None = None  # stop once the 20-step mean batch accuracy reaches it
 
     def __post_init__(self):
         check_conditioning(self.conditioning)
@@ -167,6 +171,21 @@ class GeneratorConfig:
         check_int("cond_dim", self.cond_dim, 1)
         check_int("seed", self.seed, 0)
         check_lr(self.lr)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision={self.precision!r} is unknown; choose one of "
+                              f"{list(PRECISIONS)}")
+        if self.stop_at_accuracy is not None and not 0 < self.stop_at_accuracy <= 1:
+            raise ConfigError(f"stop_at_accuracy={self.stop_at_accuracy!r} must be in (0, 1] "
+                              f"or None (train all steps)")
+        if isinstance(self.weights, Mapping):
+            object.__setattr__(self, "weights", LossWeights(**self.weights))
+        if not isinstance(self.weights, LossWeights):
+            raise ConfigError(f"weights must be a LossWeights, got {type(self.weights).__name__}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"generator dropout={self.dropout!r} must be in [0, 1)")
+        if self.steps < 0 or self.batch_size < 2:
+            raise ConfigError("generator steps must be >= 0 and batch_size >= 2 (the cosine "
+                              "and orthogonality terms compare pairs of samples)")
 
 
 @dataclass(frozen=True)

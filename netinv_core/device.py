@@ -29,6 +29,12 @@ def resolve_device(device=None) -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ConfigError(f"device {device!r}: there are only {torch.cuda.device_count()} "
                               f"GPU(s) (cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+        # GPU settings that do not change the method (issue 14): TF32 tensor-core matmuls and
+        # convolutions (10-bit mantissa inputs, fp32 accumulation), cuDNN autotuning for the
+        # fixed batch shapes.
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     elif dev.type == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise ConfigError(f"device {device!r} is not available here; use device='cpu'")

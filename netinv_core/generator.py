@@ -101,6 +101,21 @@ def sample_conditioning(scheme: str, batch: int, num_classes: int, *, labels=Non
     return Conditioning(labels, p, matrix)
 
 
+class Dropout(nn.Dropout):
+    """Inverted dropout, y = x * m / (1 - p) with m_i ~ Bernoulli(1 - p) i.i.d., as ``nn.Dropout``;
+    the mask comes from ``torch.rand(...) >= p`` (fp32 uniforms from the global generator), which
+    on the CPU is about 3x faster than ``nn.Dropout``'s ``bernoulli_`` (issue 14: dropout was 17%
+    of an inversion step). Same distribution, another random stream than ``nn.Dropout``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.p == 1:
+            return torch.zeros_like(x)
+        keep = torch.rand_like(x, dtype=torch.float32) >= self.p
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+
+
 class Generator(nn.Module):
     """A single conditioned generator for all classes of an N-class classifier."""
 
@@ -127,7 +142,7 @@ class Generator(nn.Module):
         mat_ch = 1 if cfg.conditioning in MATRIX_SCHEMES else 0
 
         def block(layer, ch):
-            return [layer, nn.BatchNorm2d(ch), nn.LeakyReLU(0.2), nn.Dropout(p)]
+            return [layer, nn.BatchNorm2d(ch), nn.LeakyReLU(0.2), Dropout(p)]
 
         self.stem = nn.Sequential(*block(nn.ConvTranspose2d(in_ch, width, num_classes), width))
         self.mix = nn.Sequential(*block(nn.Conv2d(width + mat_ch, width, 3, padding=1), width))

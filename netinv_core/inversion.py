@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 from tqdm.std import tqdm  # text bars: widget bars show "model not found" after a reload
@@ -19,7 +20,7 @@ from .cache import GLOBAL_RNG, check_checkpoint_path, restore_state, save_state
 from .config import GeneratorConfig, to_dict
 from .device import resolve_device, same_device
 from .errors import ConfigError, ShapeError, TrainingDivergedError
-from .generator import Generator, sample_conditioning
+from .generator import Conditioning, Generator, sample_conditioning
 from .losses import inversion_loss
 
 
@@ -141,17 +142,41 @@ def frozen(model: nn.Module):
         model.train(was)
 
 
+def autocast(device, precision: str = "fp32"):
+    """``torch.autocast`` for ``precision`` ("bf16") on ``device``'s type; a no-op for "fp32"."""
+    dev = torch.device(device).type
+    return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """Move a CPU tensor to ``device``; to a GPU through pinned memory without blocking."""
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def inversion_step(gen: Generator, opt: torch.optim.Optimizer, tap: FeatureTap,
-                   cfg: GeneratorConfig, rng: torch.Generator, device="cpu") -> dict:
+                   cfg: GeneratorConfig, rng: torch.Generator, device="cpu",
+                   sync: bool = True) -> dict:
     """One Adam step on L_Inv for a batch of ``cfg.batch_size`` fresh latents and conditionings.
 
-    Returns the step's loss, its unweighted terms (kl, ce, cosine, ortho) and batch accuracy.
+    Returns the step's loss, its unweighted terms (kl, ce, cosine, ortho) and batch accuracy:
+    Python floats, or 0-d tensors on ``device`` with ``sync=False`` (no host synchronisation).
+    Latents and conditionings are drawn on the CPU from ``rng`` (so CPU and GPU runs see the
+    same draws) and moved to ``device``; images go to the classifier in channels-last layout;
+    with ``cfg.precision == "bf16"`` the forward passes run under bf16 autocast and the loss in
+    fp32.
     """
     cond = sample_conditioning(cfg.conditioning, cfg.batch_size, gen.num_classes, generator=rng)
     z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng)
-    cond = cond.to(device)
-    x = gen(z.to(device), cond)                     # (B, C, H, W) in [0, 1]
-    logits, feats = tap(x)                          # (B, N), (B, D)
+    cond = Conditioning(*(None if t is None else to_device(t, device)
+                          for t in (cond.labels, cond.p, cond.matrix)))
+    with autocast(device, cfg.precision):
+        x = gen(to_device(z, device), cond)             # (B, C, H, W) in [0, 1]
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits, feats = tap(x)                          # (B, N), (B, D)
+    logits, feats = logits.float(), feats.float()
     loss, terms = inversion_loss(logits, feats, cond.p, cond.labels, cfg.weights)
     if not torch.isfinite(loss):
         bad = [k for k, v in terms.items() if not torch.isfinite(v)]
@@ -163,25 +188,54 @@ def inversion_step(gen: Generator, opt: torch.optim.Optimizer, tap: FeatureTap,
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()},
-            "batch_accuracy": (logits.argmax(1) == cond.labels).float().mean().item()}
+    rec = {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()},
+           "batch_accuracy": (logits.detach().argmax(1) == cond.labels).float().mean()}
+    return {k: v.item() for k, v in rec.items()} if sync else rec
+
+
+def steps_to_accuracy(batch_accuracy, target: float = 0.95, window: int = 20):
+    """The first step s (1-based) at which the mean batch accuracy of steps s-window+1..s reaches
+    ``target``; None if it never does (or fewer than ``window`` steps)."""
+    acc = np.asarray(batch_accuracy, dtype=float)
+    if len(acc) < window:
+        return None
+    ma = np.convolve(acc, np.ones(window) / window, mode="valid")
+    hit = np.nonzero(ma >= target)[0]
+    return int(hit[0] + window) if len(hit) else None
+
+
+def seconds_to_accuracy(history: dict, target: float = 0.95, window: int = 20):
+    """Wall seconds of training until ``steps_to_accuracy`` (from ``history["wall"]``, the
+    cumulative seconds recorded at each step's host synchronisation); None if never reached."""
+    s = steps_to_accuracy(history.get("batch_accuracy", []), target, window)
+    wall = history.get("wall")
+    return None if s is None or not wall or len(wall) < s else float(wall[s - 1])
 
 
 def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generator,
                   step_fn: Callable[[], dict], steps: int, *, classifier: nn.Module, keys,
                   kind: str, meta: dict, checkpoint: str | Path | None = None,
                   checkpoint_every: int = 100, progress: bool = True,
-                  callback: Callable[[dict], None] | None = None, desc: str = "generator") -> dict:
+                  callback: Callable[[dict], None] | None = None, desc: str = "generator",
+                  sync_every: int = 1, stop_at: float | None = None, window: int = 20) -> dict:
     """The resumable loop shared by inversion and reconstruction: ``steps`` calls of ``step_fn``
-    (one optimiser step, returning its record) with ``classifier`` frozen; returns the history
-    (``step`` plus ``keys`` per step, and ``seconds`` of training).
+    (one optimiser step, returning its record of floats or 0-d tensors) with ``classifier``
+    frozen; returns the history (``step`` plus ``keys`` per step, ``wall`` = cumulative training
+    seconds at each step, and ``seconds`` of training).
+
+    Tensor records are buffered and read back to the host every ``sync_every`` steps (one
+    synchronisation per chunk instead of one per step; on a GPU this keeps the device busy);
+    a step's ``wall`` is the time of the synchronisation that read it, so it over-counts by at
+    most ``sync_every - 1`` steps. ``callback(record)`` runs for each step at that point (it may
+    raise to stop training). With ``stop_at``, training stops at the first synchronisation where
+    the mean batch accuracy of the last ``window`` steps is >= ``stop_at``.
 
     With ``checkpoint`` set, the generator, optimiser, both random states and the history are
     written atomically (as ``kind`` for ``meta``) every ``checkpoint_every`` steps and at the end;
     a rerun with the same ``meta`` resumes there and, on the same device, ends as an uninterrupted
-    run would. ``callback(record)`` runs after every step (it may raise to stop training).
+    run would.
     """
-    history: dict[str, list] = {k: [] for k in ("step", *keys)}
+    history: dict[str, list] = {k: [] for k in ("step", *keys, "wall")}
     start, seconds = 0, 0.0
     if checkpoint is not None:
         checkpoint = check_checkpoint_path(checkpoint)
@@ -189,26 +243,59 @@ def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generat
     rest = restore_state(checkpoint, kind=kind, config=meta, objects=state)
     if rest is not None:
         history, start, seconds = rest["history"], rest["step"], rest["seconds"]
+
+    def reached() -> bool:
+        acc = history.get("batch_accuracy", [])
+        return (stop_at is not None and len(acc) >= window
+                and sum(acc[-window:]) / window >= stop_at)
+
     gen.train()
     with frozen(classifier):
         bar = tqdm(range(start, steps), desc=desc, disable=not progress, leave=False,
                    initial=start, total=steps)
         t0 = time.perf_counter()
+        pending: list[dict] = []
         for step in bar:
-            rec = {"step": step + 1, **step_fn()}
-            for k, v in rec.items():
-                history[k].append(v)
-            if progress:
-                bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['batch_accuracy']:.2f}")
+            if reached():
+                break
+            pending.append({"step": step + 1, **step_fn()})
             done = step + 1
-            if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
+            save = checkpoint is not None and (done % checkpoint_every == 0 or done == steps)
+            if len(pending) < sync_every and not save and done != steps:
+                continue
+            recs = _read_back(pending)
+            pending = []
+            wall = seconds + time.perf_counter() - t0
+            for rec in recs:
+                for k, v in rec.items():
+                    history[k].append(v)
+                history["wall"].append(wall)
+            if progress:
+                bar.set_postfix(loss=f"{recs[-1]['loss']:.3f}",
+                                acc=f"{recs[-1]['batch_accuracy']:.2f}")
+            stop = reached()
+            if checkpoint is not None and (save or stop):
                 save_state(checkpoint, kind=kind, config=meta, objects=state, history=history,
-                           step=done, seconds=seconds + time.perf_counter() - t0)
+                           step=done, seconds=wall)
             if callback is not None:
-                callback(rec)
+                for rec in recs:
+                    callback(rec)
+            if stop:
+                break
         seconds += time.perf_counter() - t0
     history["seconds"] = seconds
     return history
+
+
+def _read_back(records: list[dict]) -> list[dict]:
+    """Records with Python floats: 0-d tensors are stacked and read in one transfer."""
+    if not records:
+        return []
+    keys = [k for k, v in records[0].items() if isinstance(v, torch.Tensor)]
+    if not keys:
+        return records
+    vals = torch.stack([torch.stack([r[k].float() for k in keys]) for r in records]).tolist()
+    return [{**r, **dict(zip(keys, row))} for r, row in zip(records, vals)]
 
 
 def train_generator(classifier: nn.Module, cfg: GeneratorConfig, image_shape, *,
@@ -238,7 +325,7 @@ def train_generator(classifier: nn.Module, cfg: GeneratorConfig, image_shape, *,
         tap.remove()
         raise
     torch.manual_seed(cfg.seed)
-    gen = Generator(num_classes, image_shape, cfg).to(device)
+    gen = Generator(num_classes, image_shape, cfg).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     rng = torch.Generator().manual_seed(cfg.seed)
     meta = {"generator": to_dict(cfg), "image_shape": list(image_shape), "num_classes": num_classes}

@@ -51,9 +51,12 @@ def test_bench_prints_one_json_object(capsys):
     assert main(["inversion", "--dataset", "digits", "--profile", "smoke"]) == 0
     out = json.loads(capsys.readouterr().out)
     for key in ("classifier_test_accuracy", "inversion_accuracy", "feature_cosine_inverted",
-                "feature_cosine_real", "generator_seconds", "device", "torch_threads"):
+                "feature_cosine_real", "generator_seconds", "device", "torch_threads",
+                "seconds_to_95", "steps_to_95", "step_seconds", "step_gflop", "matmul_gflops",
+                "flop_utilisation"):
         assert key in out
     assert out["device"] == "cpu"
+    assert out["step_gflop"] > 0 and out["matmul_gflops"] > 0 and 0 < out["flop_utilisation"] < 2
 
 
 def test_bench_unknown_dataset_exits_with_a_message(capsys):

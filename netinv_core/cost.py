@@ -1,0 +1,455 @@
+"""A cost model of ``run_all.sh``: predicted seconds per notebook for a profile on this device.
+
+    python -m netinv_core.bench cost --profile paper [--device cuda] [--quick-units]
+
+Two parts:
+
+1. **Unit costs, measured here**: a few optimiser steps of every kind of training the notebooks
+   run (classifier step at batch 128, inversion step, reconstruction step, each at the profile's
+   batch and width, for 1x28x28 and 3x32x32 images; an (N+1)-class garbage classifier step costs
+   the same as an N-class step), the classifier forward per image (evaluation, generation), and
+   the analysis steps at the profile's sizes (t-SNE and UMAP, k-means clusters, the SAE, nearest-
+   image matching against the full training pool, the OOD evaluation). Training steps use
+   random weights: their time does not depend on the values. Each unit is the median of a few
+   repetitions after one warm-up; its FLOPs are counted with ``FlopCounterMode``.
+2. **Counts, from the code's own settings**: how many of each unit every notebook runs for the
+   profile (datasets, epochs, steps, seeds, generators, sample counts, as ``config``,
+   ``Profile.ood``, ``Profile.recon``, ``figure5.TRAIN_SIZES`` and the notebooks' defaults set
+   them), assuming a cold cache and the notebooks run in ``run_all.sh``'s order (a model made by
+   an earlier notebook is reused later, as the cache does). Datasets without local files are
+   counted as skipped, as the notebooks skip them.
+
+    predicted seconds = sum over stages of count x unit seconds
+
+The prediction ignores early stopping, data loading and plotting (seconds), and assumes the
+machine's load while measuring persists. For a GPU it also gives an extrapolation from the
+counted FLOPs: seconds = max(GFLOP / (rate x utilisation), launch floor) per step, with the rate,
+utilisation and floor stated in the output.
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from .config import GeneratorConfig, get_profile
+from .errors import DataUnavailableError
+
+N_TRAIN = {"mnist": 60000, "fashionmnist": 60000, "cifar10": 50000, "svhn": 73257, "digits": 1257}
+N_TEST = {"mnist": 10000, "fashionmnist": 10000, "cifar10": 10000, "svhn": 26032, "digits": 540}
+# GPU extrapolation: H200 bf16 dense peak (NVIDIA datasheet, SXM), the share of it that small
+# convnets at these batch sizes reach, and a floor per optimiser step (kernel launches).
+GPU_PEAK_TFLOPS = 989.0
+GPU_UTILISATION = 0.05
+GPU_STEP_FLOOR_S = 0.004
+
+
+def _shape(ds):
+    from .data import IMAGE_SHAPES
+    return IMAGE_SHAPES[ds]
+
+
+_CPU: dict = {}   # unit -> process CPU seconds per call / threads (the idle-machine estimate)
+
+
+def _time(fn, repeats: int = 3, device="cpu", name=None) -> float:
+    """Median wall seconds of ``fn`` over ``repeats`` calls after one warm-up call; the median
+    process CPU seconds / torch threads goes to ``_CPU[name]`` (what the call would take on an
+    idle machine, where the wall time of a shared machine is inflated by other jobs)."""
+    fn()
+    ts, cs = [], []
+    for _ in range(repeats):
+        if str(device).startswith("cuda"):
+            torch.cuda.synchronize()
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        if str(device).startswith("cuda"):
+            torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t)
+        cs.append(time.process_time() - c)
+    if name:
+        _CPU[name] = statistics.median(cs) / torch.get_num_threads()
+    return statistics.median(ts)
+
+
+def _flops(fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return fc.get_total_flops() / 1e9
+
+
+def available(ds: str) -> bool:
+    from .data import load_dataset
+    try:
+        load_dataset(ds, "test", download=False)
+        return True
+    except DataUnavailableError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# unit costs
+
+def training_units(profile, device="cpu", repeats: int = 3) -> dict:
+    """Seconds and GFLOP per optimiser step of each training kind, per image shape."""
+    import torch.nn.functional as F
+
+    from .classifier import Classifier
+    from .figure5 import recon_config
+    from .generator import Generator
+    from .inversion import FeatureTap, frozen, inversion_step
+    from .reconstruct import PerSampleGradNorm, recon_generator, reconstruction_step
+
+    prof = get_profile(profile)
+    units = {}
+    for shape in ((1, 28, 28), (3, 32, 32)):
+        key = "x".join(map(str, shape))
+        torch.manual_seed(0)
+        clf = Classifier(shape, 10).to(device)
+        opt = torch.optim.Adam(clf.parameters())
+        x = torch.rand(128, *shape, device=device)
+        y = torch.randint(0, 10, (128,), device=device)
+
+        def clf_step():
+            loss = F.cross_entropy(clf(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss.item()
+        clf.train()
+        units[f"classifier_step/{key}"] = (_time(clf_step, repeats, device, f"classifier_step/{key}"),
+                                           _flops(clf_step))
+        clf.eval()
+        xb = torch.rand(1000, *shape, device=device)
+        with torch.no_grad():
+            fwd = lambda: clf(xb).sum().item()  # noqa: E731
+            units[f"forward_1000/{key}"] = (_time(fwd, repeats, device, f"forward_1000/{key}"),
+                                                _flops(fwd))
+
+        cfg = prof.generator_config(seed=0)
+        gen = Generator(10, shape, cfg).to(device).to(memory_format=torch.channels_last)
+        gopt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        rng = torch.Generator().manual_seed(0)
+        tap = FeatureTap(clf)
+        with frozen(clf):
+            step = lambda: inversion_step(gen, gopt, tap, cfg, rng, device)  # noqa: E731
+            units[f"inversion_step/{key}"] = (_time(step, repeats, device, f"inversion_step/{key}"),
+                                                  _flops(step))
+            with torch.no_grad():
+                gen.eval()
+                sample = lambda: gen.sample(1000)[0].sum().item()  # noqa: E731
+                units[f"generate_1000/{key}"] = (
+                    _time(sample, repeats, device, f"generate_1000/{key}"), _flops(sample))
+                gen.train()
+        tap.remove()
+
+        rcfg = recon_config(prof.name, 0)
+        rgen = recon_generator(10, shape, rcfg).to(device)
+        ropt = torch.optim.Adam(rgen.parameters(), lr=rcfg.lr, betas=(0.5, 0.999))
+        tap = FeatureTap(clf)
+        gn = PerSampleGradNorm(clf) if rcfg.weights.eta3 > 0 else None
+        with frozen(clf):
+            rstep = lambda: reconstruction_step(rgen, ropt, tap, rcfg, gn, rng, device)  # noqa: E731
+            units[f"reconstruction_step/{key}"] = (
+                _time(rstep, max(1, repeats - 1), device, f"reconstruction_step/{key}"),
+                _flops(rstep))
+        tap.remove()
+    return units
+
+
+def analysis_units(profile, device="cpu") -> dict:
+    """Seconds of the analysis steps at the sizes the profile's notebooks use (one run each)."""
+    from .interpret import clusters_per_class, embed_tsne, embed_umap, train_sae
+    from .ood import Mahalanobis
+    from .reconstruct import match_report
+
+    prof = get_profile(profile)
+    paper, smoke = prof.name == "paper", prof.name == "smoke"
+    n_embed = 10000 if paper else 1500       # t-SNE / UMAP points (issue 14: paper size 10000)
+    n_samples = 10000 if paper else 2000     # inverted samples analysed per generator
+    n_pool = 1257 if smoke else 60000        # training images: SAE features, matching pool
+    rng = np.random.default_rng(0)
+    # features with class structure, like the classifier's penultimate features
+    centers = rng.normal(size=(10, 128)).astype(np.float32)
+    labels = np.arange(max(n_samples, n_embed)) % 10
+    feats = (centers[labels] + rng.normal(size=(len(labels), 128))).astype(np.float32)
+    units = {}
+
+    def timed(name, fn):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        units[name] = (time.perf_counter() - t, None)
+        _CPU[name] = (time.process_time() - c) / torch.get_num_threads()
+        if time.perf_counter() - t > 60:
+            print(f"[cost] warning: {name} took {time.perf_counter() - t:.0f} s (> 60 s)",
+                  file=sys.stderr)
+
+    timed("tsne", lambda: embed_tsne(feats[:n_embed]))
+    timed("umap", lambda: embed_umap(feats[:n_embed]))
+    timed("clusters", lambda: clusters_per_class(feats[:n_samples], labels[:n_samples]))
+    train_feats = np.maximum(rng.normal(size=(n_pool, 128)), 0).astype(np.float32)
+    timed("sae_1_epoch", lambda: train_sae(train_feats, epochs=1))
+    # nearest-image matching: n_per_class x 10 reconstructions against a 60000-image train pool
+    # and the 10000-image test pool (size-matched per class, as match_report does)
+    n_rec = prof.recon.n_per_class * 10
+    g = torch.Generator().manual_seed(0)
+    tr_x, tr_y = torch.rand(60000, 1, 28, 28, generator=g), torch.arange(60000) % 10
+    te_x, te_y = torch.rand(10000, 1, 28, 28, generator=g), torch.arange(10000) % 10
+    rec = torch.rand(n_rec, 1, 28, 28, generator=g)
+    timed("match_60000", lambda: match_report(rec, torch.arange(n_rec) % 10, tr_x, tr_y,
+                                              te_x, te_y))
+    # OOD evaluation beyond forward passes: Mahalanobis fit on the training features + scoring
+    f_tr, y_tr = torch.from_numpy(train_feats), torch.arange(60000) % 10
+
+    timed("mahalanobis_60000", lambda: Mahalanobis(f_tr, y_tr)(f_tr[:40000]))
+    return units
+
+
+# ---------------------------------------------------------------------------------------------
+# counts per notebook
+
+def plan(profile) -> dict:
+    """``{notebook: [(stage, unit, count), ...]}`` for a cold cache, in run_all.sh's order."""
+    from .config import classifier_config
+    from .figure5 import TRAIN_SIZES
+
+    prof = get_profile(profile)
+    smoke = prof.name == "smoke"
+    key = lambda ds: "x".join(map(str, _shape(ds)))  # noqa: E731
+    have = {ds: available(ds) for ds in (set(prof.datasets) | set(prof.ood.train_sets)
+                                         | set(prof.recon.datasets) | set(prof.ablation_datasets))}
+    out: dict[str, list] = {}
+    made_classifiers: set = set()
+
+    def classifier(ds, seed=0, epochs=None, n=None):
+        cc = classifier_config(ds, prof, seed=seed)
+        ep = epochs or cc.epochs
+        tag = (ds, seed, ep, n)
+        if tag in made_classifiers:
+            return []
+        made_classifiers.add(tag)
+        n = n or N_TRAIN[ds]
+        return [(f"classifier {ds} seed {seed} ({ep} epochs x {n})", f"classifier_step/{key(ds)}",
+                 ep * math.ceil(n / cc.batch_size)),
+                (f"classifier {ds} test", f"forward_1000/{key(ds)}", N_TEST[ds] / 1000)]
+
+    def generators(ds, n_gen, steps, what):
+        return [(f"{what} {ds}: {n_gen} generators x {steps} steps", f"inversion_step/{key(ds)}",
+                 n_gen * steps),
+                (f"{what} {ds}: evaluation ({prof.eval_samples} samples each)",
+                 f"generate_1000/{key(ds)}", n_gen * prof.eval_samples / 1000),
+                (f"{what} {ds}: evaluation forward", f"forward_1000/{key(ds)}",
+                 n_gen * (prof.eval_samples + 2000) / 1000)]
+
+    # fig2: every dataset of the profile, n_generators each
+    stages, skipped = [], []
+    fig2_sets = [d for d in prof.datasets if have.get(d, True)]
+    skipped = [d for d in prof.datasets if not have.get(d, True)]
+    for ds in fig2_sets:
+        stages += classifier(ds) + generators(ds, prof.n_generators, prof.generator_steps, "fig2")
+    out["fig2_inversion"] = (stages, skipped)
+
+    # fig3: the profile's datasets; gamma sweep 0/5/10/20 (10 = the cached default)
+    stages = []
+    n_samples = 10000 if prof.name == "paper" else 2000
+    for ds in fig2_sets:
+        stages += generators(ds, 3, prof.generator_steps, "fig3 gamma sweep")
+        stages += [(f"fig3 {ds}: features of the training set", f"forward_1000/{key(ds)}",
+                    N_TRAIN[ds] / 1000),
+                   (f"fig3 {ds}: t-SNE", "tsne", 1), (f"fig3 {ds}: UMAP", "umap", 1),
+                   (f"fig3 {ds}: clusters (5 generators)", "clusters", 5),
+                   (f"fig3 {ds}: SAE 20 epochs", "sae_1_epoch", 20),
+                   (f"fig3 {ds}: samples", f"generate_1000/{key(ds)}", 5 * n_samples / 1000)]
+    out["fig3_interpretability"] = (stages, skipped)
+
+    # fig4: garbage-class classifiers
+    stages, sk = [], []
+    st = prof.ood
+    for ds in prof.ood.train_sets:
+        if not have.get(ds, True):
+            sk.append(ds)
+            continue
+        for seed in st.seeds(ds, (0, 1, 2)):
+            cc = classifier_config(ds, prof, seed=seed)
+            n = N_TRAIN[ds]
+            n_epoch = n + 2 * n // 10   # + the garbage class, capped at 2 x the mean class size
+            stages += [(f"sec52 {ds} seed {seed}: garbage classifier {cc.epochs} epochs",
+                        f"classifier_step/{key(ds)}", cc.epochs * math.ceil(n_epoch / 128)),
+                       (f"sec52 {ds} seed {seed}: inversion {cc.epochs} x {st.gen_steps_per_epoch}"
+                        f" steps", f"inversion_step/{key(ds)}",
+                        cc.epochs * st.gen_steps_per_epoch),
+                       (f"sec52 {ds} seed {seed}: garbage samples", f"generate_1000/{key(ds)}",
+                        cc.epochs * st.inverted_per_epoch / 1000),
+                       (f"sec52 {ds} seed {seed}: OOD evaluation forward (2 models, 3 test sets)",
+                        f"forward_1000/{key(ds)}", 2 * 3 * 10000 / 1000 + 2 * n / 1000),
+                       (f"sec52 {ds} seed {seed}: Mahalanobis", "mahalanobis", 1)]
+            stages += classifier(ds, seed)  # the baseline (seed 0 comes from fig2's cache)
+    out["sec52_ood"] = (stages, sk)
+
+    # fig5: reconstruction per training-set size
+    stages = []
+    rs = prof.recon
+    for ds in prof.recon.datasets:
+        for size in TRAIN_SIZES[ds]:
+            cc = classifier_config(ds, prof)
+            if size < N_TRAIN[ds]:
+                ep = max(cc.epochs, math.ceil(rs.classifier_min_steps / math.ceil(size / 128)))
+                stages += classifier(ds, 0, ep, size)
+                stages += generators(ds, 1, prof.generator_steps, f"fig5 n={size} control")
+            stages += [(f"fig5 {ds} n={size}: {rs.n_generators} reconstructors x "
+                        f"{rs.steps} steps", f"reconstruction_step/{key(ds)}",
+                        rs.n_generators * rs.steps),
+                       (f"fig5 {ds} n={size}: nearest-image matching", "match",
+                        rs.n_generators + 1)]
+    out["fig5_reconstruction"] = (stages, [])
+
+    # ablation: 11 settings x 3 seeds, the default's 3 seeds come from fig2
+    stages = []
+    for ds in prof.ablation_datasets:
+        stages += generators(ds, 30, prof.generator_steps, "ablation")
+        stages += [(f"ablation {ds}: clusters", "clusters", 33)]
+    out["ablation"] = (stages, [])
+    # explore: one 200-step look at MNIST (digits in smoke)
+    ds0 = "digits" if smoke else "mnist"
+    out["explore_inversion"] = ([(f"explore {ds0}: 1 generator x 200 steps",
+                                  f"inversion_step/{key(ds0)}", 5 if smoke else 200)], [])
+
+    return out
+
+
+def predict(profile, device="cpu", units: dict | None = None) -> dict:
+    """Measure the units (unless given) and return predicted seconds per notebook and in total,
+    with the stage list, plus the GPU extrapolation of the training stages."""
+    t0 = time.perf_counter()
+    from .device import resolve_device
+    device = str(resolve_device(device))
+    threads = torch.get_num_threads()
+    units = dict(units or {})
+    if not units:
+        units.update(training_units(profile, device))
+        units.update(analysis_units(profile, device))
+    sizes = units.pop("sizes", None)
+    measure_s = time.perf_counter() - t0
+    rate = GPU_PEAK_TFLOPS * GPU_UTILISATION * 1e3  # GFLOP/s
+    notebooks, total, gpu_total, idle_total = {}, 0.0, 0.0, 0.0
+    for nb, (stages, skipped) in plan(profile).items():
+        rows, secs, gsecs, isecs = [], 0.0, 0.0, 0.0
+        for name, unit, count in stages:
+            s, gf = units[unit]
+            rows.append({"stage": name, "unit": unit, "count": count, "seconds": count * s})
+            secs += count * s
+            isecs += count * _CPU.get(unit, s)
+            if unit == "sae_1_epoch":   # torch: one floor per batch of 256 on the GPU
+                per = math.ceil(sizes["pool"] / 256) * GPU_STEP_FLOOR_S
+            elif gf is None:            # scikit-learn / umap / matching: this CPU's time
+                per = s
+            else:
+                per = max(gf / rate, GPU_STEP_FLOOR_S)
+            gsecs += count * per
+        notebooks[nb] = {"seconds": secs, "idle_estimate_seconds": isecs,
+                         "gpu_extrapolated_seconds": gsecs,
+                         "skipped_datasets": skipped, "stages": rows}
+        total += secs
+        gpu_total += gsecs
+        idle_total += isecs
+    return {"benchmark": "cost", "profile": get_profile(profile).name, "device": str(device),
+            "torch_threads": threads, "analysis_sizes": sizes,
+            "predicted_seconds": {nb: round(v["seconds"]) for nb, v in notebooks.items()},
+            "predicted_total_seconds": round(total), "predicted_total_hours": round(total / 3600, 2),
+            # the same counts x process CPU seconds / threads: the machine without other jobs
+            "idle_estimate_seconds": {nb: round(v["idle_estimate_seconds"])
+                                      for nb, v in notebooks.items()},
+            "idle_estimate_total_seconds": round(idle_total),
+            "idle_estimate_total_hours": round(idle_total / 3600, 2),
+            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "gpu_extrapolation": {
+                "assumed": f"one H200: {GPU_PEAK_TFLOPS:.0f} TFLOP/s bf16 dense peak x "
+                           f"{GPU_UTILISATION} utilisation, at least {GPU_STEP_FLOOR_S * 1e3:.0f} "
+                           f"ms per optimiser step or batch; t-SNE, UMAP, k-means, matching and "
+                           f"Mahalanobis at this machine's speed",
+                "seconds": {nb: round(v["gpu_extrapolated_seconds"]) for nb, v in notebooks.items()},
+                "total_seconds": round(gpu_total), "total_hours": round(gpu_total / 3600, 2)},
+            "units": {k: {"seconds": round(s, 4), "idle_estimate_seconds":
+                          None if k not in _CPU else round(_CPU[k], 4),
+                          "gflop": None if g is None else round(g, 3)}
+                      for k, (s, g) in units.items()},
+            "measure_seconds": round(measure_s, 1),
+            "notebooks": notebooks}
+
+
+# Analysis seconds measured by ``analysis_units`` on this project's 2-core CPU (2 threads; see
+# the README for the load at the time), used by ``--cheap`` scaled by the matmul-rate ratio.
+REFERENCE_MATMUL_GFLOPS = 180.0
+REFERENCE_ANALYSIS_SECONDS = {
+    "smoke": {"tsne": 10.0, "umap": 20.0, "clusters": 3.0, "sae_1_epoch": 0.1, "match": 0.2,
+              "mahalanobis": 0.2, "sizes": {"embed": 1500, "samples": 2000, "pool": 1257,
+                                            "test": 540, "reconstructions": 100}},
+    "quick": {"tsne": 10.0, "umap": 20.0, "clusters": 3.0, "sae_1_epoch": 3.0, "match": 1.0,
+              "mahalanobis": 1.0, "sizes": {"embed": 1500, "samples": 2000, "pool": 60000,
+                                            "test": 10000, "reconstructions": 500}},
+    "paper": {"tsne": 60.0, "umap": 40.0, "clusters": 15.0, "sae_1_epoch": 3.0, "match": 3.0,
+              "mahalanobis": 1.0, "sizes": {"embed": 10000, "samples": 10000, "pool": 60000,
+                                            "test": 10000, "reconstructions": 2000}},
+}
+
+
+def cheap_predict(profile, device="cpu") -> dict:
+    """``predict`` with one repetition per training unit and the analysis units taken from
+    ``REFERENCE_ANALYSIS_SECONDS`` scaled by (reference / measured) matmul rate: a minute or two
+    instead of several, for ``run_all.sh``'s up-front estimate."""
+    from .bench import matmul_gflops
+    from .device import resolve_device
+
+    device = str(resolve_device(device))
+    name = get_profile(profile).name
+    units = training_units(name, device, repeats=1)
+    scale = REFERENCE_MATMUL_GFLOPS / matmul_gflops(device)
+    if str(device).startswith("cuda"):
+        scale = 1.0   # the analysis runs on the CPU side (scikit-learn, umap) or is small
+    ref = REFERENCE_ANALYSIS_SECONDS[name]
+    units.update({k: (v * scale, None) for k, v in ref.items() if k != "sizes"})
+    _CPU.update({k: v for k, v in ref.items() if k != "sizes"})
+    units["sizes"] = ref["sizes"]
+    return predict(name, device, units)
+
+
+def main(argv=None) -> int:
+    """``python -m netinv_core.cost --profile quick [--cheap] [--tsv]``: the prediction as JSON,
+    or (``--tsv``) one ``notebook<TAB>seconds`` line per notebook, for run_all.sh."""
+    import argparse
+    import json
+
+    from .errors import NetinvError
+
+    ap = argparse.ArgumentParser(prog="python -m netinv_core.cost", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="paper")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--cheap", action="store_true",
+                    help="one repetition per training unit, reference analysis times")
+    ap.add_argument("--tsv", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        out = (cheap_predict if args.cheap else predict)(args.profile, args.device)
+    except NetinvError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.tsv:
+        for nb, s in out["predicted_seconds"].items():
+            print(f"{nb}\t{s}\t{out['idle_estimate_seconds'][nb]}")
+    else:
+        out["notebooks"] = {k: {kk: vv for kk, vv in v.items() if kk != "stages"}
+                            for k, v in out["notebooks"].items()}
+        print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Issue 14: device checks, the speed settings of generator training and the cost model's plan."""
+import math
+
+import pytest
+import torch
+
+from netinv_core.config import GeneratorConfig
+from netinv_core.device import resolve_device
+from netinv_core.errors import ConfigError
+from netinv_core.generator import Dropout
+from netinv_core.inversion import seconds_to_accuracy, steps_to_accuracy, train_generator
+
+SHAPE = (1, 28, 28)
+
+
+def test_resolve_device():
+    assert str(resolve_device("cpu")) == "cpu"
+    assert str(resolve_device(None)) in ("cpu", "cuda")
+    for bad in ("tpu7", "banana", "cuda:x"):
+        with pytest.raises(ConfigError, match="device"):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no GPU"):
+            resolve_device("cuda")
+
+
+def test_bench_device_errors_are_messages_not_tracebacks(capsys):
+    from netinv_core.bench import main
+    assert main(["inversion", "--dataset", "digits", "--profile", "smoke", "--device", "tpu7"]) == 2
+    assert "unknown device" in capsys.readouterr().err
+
+
+def test_speed_settings_are_checked():
+    with pytest.raises(ConfigError, match="precision"):
+        GeneratorConfig(precision="fp8")
+    with pytest.raises(ConfigError, match="stop_at_accuracy"):
+        GeneratorConfig(stop_at_accuracy=1.5)
+
+
+def test_dropout_keeps_the_rate_and_the_mean():
+    torch.manual_seed(0)
+    d = Dropout(0.3).train()
+    y = d(torch.ones(200_000))
+    assert abs((y == 0).float().mean().item() - 0.3) < 0.01
+    assert abs(y.mean().item() - 1.0) < 0.01
+    assert torch.equal(d.eval()(torch.ones(5)), torch.ones(5))
+    assert torch.equal(Dropout(1.0).train()(torch.ones(5)), torch.zeros(5))
+
+
+def test_moving_average_milestones():
+    acc = [0.0] * 10 + [1.0] * 30
+    assert steps_to_accuracy(acc, 0.95, 20) == 29  # 19 of the last 20 steps at 1.0 = 0.95
+    hist = {"batch_accuracy": acc, "wall": [0.5 * (i + 1) for i in range(40)]}
+    assert seconds_to_accuracy(hist, 0.95, 20) == pytest.approx(14.5)
+    assert seconds_to_accuracy({"batch_accuracy": [0.1] * 40, "wall": [1.0] * 40}) is None
+
+
+def small_cfg(**kw):
+    base = dict(steps=8, batch_size=32, width=32, seed=0)
+    base.update(kw)
+    return GeneratorConfig(**base)
+
+
+def test_reading_back_in_chunks_gives_the_same_run(digits_classifier):
+    g1, h1 = train_generator(digits_classifier, small_cfg(), SHAPE, progress=False, sync_every=1)
+    g2, h2 = train_generator(digits_classifier, small_cfg(), SHAPE, progress=False, sync_every=3)
+    assert h1["loss"] == h2["loss"] and h1["batch_accuracy"] == h2["batch_accuracy"]
+    assert len(h2["wall"]) == 8 and h2["wall"] == sorted(h2["wall"])
+    assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values()))
+
+
+def test_early_stop_at_a_target_accuracy(digits_classifier, tmp_path):
+    cfg = small_cfg(steps=40, stop_at_accuracy=0.01, lr=2e-3)
+    _, hist = train_generator(digits_classifier, cfg, SHAPE, progress=False)
+    assert len(hist["loss"]) == 20  # the first step where a 20-step mean exists
+    # a rerun from the checkpoint written at the stop does not train further
+    ckpt = tmp_path / "g.partial.pt"
+    train_generator(digits_classifier, cfg, SHAPE, progress=False, checkpoint=ckpt)
+    _, again = train_generator(digits_classifier, cfg, SHAPE, progress=False, checkpoint=ckpt)
+    assert len(again["loss"]) == 20
+
+
+def test_bf16_training_runs_and_lowers_the_loss(digits_classifier):
+    _, hist = train_generator(digits_classifier, small_cfg(steps=30, precision="bf16", lr=2e-3),
+                              SHAPE, progress=False)
+    assert all(math.isfinite(v) for v in hist["loss"])
+    assert sum(hist["loss"][-5:]) < sum(hist["loss"][:5])
+
+
+def test_cost_plan_covers_every_notebook():
+    from netinv_core.cost import plan
+    from netinv_core.notebooks import NOTEBOOKS
+    p = plan("smoke")
+    names = {n.split("/")[-1].removesuffix(".ipynb") for n in NOTEBOOKS}
+    assert set(p) == names
+    for nb, (stages, skipped) in p.items():
+        assert stages and all(c > 0 for _, _, c in stages), nb
