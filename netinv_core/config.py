@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from .errors import ConfigError
 
@@ -154,9 +154,11 @@ class GeneratorConfig:
     batch_size: int = 256
     lr: float = 1e-3
     seed: int = 0
-    # Speed settings (issue 14). They are part of the config, so they key the cache.
+    # Speed settings (issue 14). They key the cache when set; at their defaults they are left
+    # out of the key (``to_dict``), so older checkpoints of the same config stay valid.
     precision: str = "fp32"          # "bf16": forward passes under bf16 autocast (CPU or CUDA)
     stop_at_accuracy: float | None = None  # stop once the 20-step mean batch accuracy reaches it
+    _omit_at_default: ClassVar[tuple] = ("precision", "stop_at_accuracy")
 
     def __post_init__(self):
         check_conditioning(self.conditioning)
@@ -396,5 +398,20 @@ def classifier_config(dataset: str, profile: "str | Profile" = "quick", **overri
 
 
 def to_dict(cfg) -> dict:
-    """A JSON-able dict of a config dataclass (nested dataclasses become dicts)."""
-    return dataclasses.asdict(cfg)
+    """A JSON-able dict of a config dataclass (nested dataclasses become dicts).
+
+    Fields a class lists in ``_omit_at_default`` are left out while they hold their default, so
+    that adding such a field (e.g. the speed settings of ``GeneratorConfig``) keeps the cache
+    keys of every config that does not use it."""
+    d = dataclasses.asdict(cfg)
+
+    def strip(obj, out):
+        for f in fields(obj):
+            v = getattr(obj, f.name)
+            if dataclasses.is_dataclass(v):
+                strip(v, out[f.name])
+            elif f.name in getattr(obj, "_omit_at_default", ()) and v == f.default:
+                del out[f.name]
+    strip(cfg, d)
+    return d
+

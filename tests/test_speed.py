@@ -95,3 +95,12 @@ def test_cost_plan_covers_every_notebook():
     assert set(p) == names
     for nb, (stages, skipped) in p.items():
         assert stages and all(c > 0 for _, _, c in stages), nb
+
+
+def test_speed_settings_key_the_cache_only_when_set():
+    from netinv_core.config import to_dict
+    d = to_dict(GeneratorConfig())
+    assert "precision" not in d and "stop_at_accuracy" not in d   # old keys unchanged
+    assert GeneratorConfig(**{k: v for k, v in d.items() if k != "weights"}) == GeneratorConfig()
+    d = to_dict(GeneratorConfig(precision="bf16", stop_at_accuracy=0.95))
+    assert d["precision"] == "bf16" and d["stop_at_accuracy"] == 0.95
