@@ -103,7 +103,7 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
 
     from .classifier import Classifier
     from .figure5 import recon_config
-    from .generator import Generator
+    from .generator import Generator, generate
     from .inversion import FeatureTap, frozen, inversion_step
     from .reconstruct import PerSampleGradNorm, recon_generator, reconstruction_step
 
@@ -142,12 +142,10 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
             step = lambda: inversion_step(gen, gopt, tap, cfg, rng, device)  # noqa: E731
             units[f"inversion_step/{key}"] = (_time(step, repeats, device, f"inversion_step/{key}"),
                                                   _flops(step))
-            with torch.no_grad():
-                gen.eval()
-                sample = lambda: gen.sample(1000)[0].sum().item()  # noqa: E731
-                units[f"generate_1000/{key}"] = (
-                    _time(sample, repeats, device, f"generate_1000/{key}"), _flops(sample))
-                gen.train()
+            sample = lambda: generate(gen, 1000)[0].sum().item()  # noqa: E731
+            units[f"generate_1000/{key}"] = (
+                _time(sample, repeats, device, f"generate_1000/{key}"), _flops(sample))
+            gen.train()
         tap.remove()
 
         rcfg = recon_config(prof.name, 0)
@@ -384,37 +382,29 @@ def predict(profile, device="cpu", units: dict | None = None) -> dict:
             "notebooks": notebooks}
 
 
-# Analysis seconds measured by ``analysis_units`` on this project's 2-core CPU (2 threads; see
-# the README for the load at the time), used by ``--cheap`` scaled by the matmul-rate ratio.
-REFERENCE_MATMUL_GFLOPS = 180.0
-REFERENCE_ANALYSIS_SECONDS = {
-    "smoke": {"tsne": 10.0, "umap": 20.0, "clusters": 3.0, "sae_1_epoch": 0.1, "match": 0.2,
-              "mahalanobis": 0.2, "sizes": {"embed": 1500, "samples": 2000, "pool": 1257,
-                                            "test": 540, "reconstructions": 100}},
-    "quick": {"tsne": 10.0, "umap": 20.0, "clusters": 3.0, "sae_1_epoch": 3.0, "match": 1.0,
-              "mahalanobis": 1.0, "sizes": {"embed": 1500, "samples": 2000, "pool": 60000,
-                                            "test": 10000, "reconstructions": 500}},
-    "paper": {"tsne": 60.0, "umap": 40.0, "clusters": 15.0, "sae_1_epoch": 3.0, "match": 3.0,
-              "mahalanobis": 1.0, "sizes": {"embed": 10000, "samples": 10000, "pool": 60000,
-                                            "test": 10000, "reconstructions": 2000}},
-}
+# Analysis steps' idle-machine seconds (process CPU seconds / threads) measured by
+# ``analysis_units`` on this project's 2-core CPU, 2 threads, used by ``cheap_predict``.
+REFERENCE_ANALYSIS_SECONDS: dict[str, dict] = {}
 
 
 def cheap_predict(profile, device="cpu") -> dict:
     """``predict`` with one repetition per training unit and the analysis units taken from
-    ``REFERENCE_ANALYSIS_SECONDS`` scaled by (reference / measured) matmul rate: a minute or two
-    instead of several, for ``run_all.sh``'s up-front estimate."""
-    from .bench import matmul_gflops
+    ``REFERENCE_ANALYSIS_SECONDS`` (idle seconds) times the load factor seen while timing the
+    training units here (their wall / CPU seconds): a minute or two instead of several, for
+    ``run_all.sh``'s up-front estimate."""
     from .device import resolve_device
 
     device = str(resolve_device(device))
     name = get_profile(profile).name
     units = training_units(name, device, repeats=1)
-    scale = REFERENCE_MATMUL_GFLOPS / matmul_gflops(device)
-    if str(device).startswith("cuda"):
-        scale = 1.0   # the analysis runs on the CPU side (scikit-learn, umap) or is small
-    ref = REFERENCE_ANALYSIS_SECONDS[name]
-    units.update({k: (v * scale, None) for k, v in ref.items() if k != "sizes"})
+    wall = sum(units[k][0] for k in _CPU if k in units)
+    cpu = sum(_CPU[k] for k in _CPU if k in units)
+    load = max(1.0, wall / cpu) if cpu > 0 and not str(device).startswith("cuda") else 1.0
+    ref = REFERENCE_ANALYSIS_SECONDS.get(name)
+    if ref is None:   # no reference for this profile: measure the analysis steps here
+        units.update(analysis_units(name, device))
+        return predict(name, device, units)
+    units.update({k: (v * load, None) for k, v in ref.items() if k != "sizes"})
     _CPU.update({k: v for k, v in ref.items() if k != "sizes"})
     units["sizes"] = ref["sizes"]
     return predict(name, device, units)

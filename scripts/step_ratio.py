@@ -1,0 +1,79 @@
+"""Step-time ratios of the issue-14 levers, interleaved in one process (robust to a shared machine).
+
+    python scripts/step_ratio.py [--threads 2] [--rounds 5] [--steps 5] [--batch 128] [--width 64]
+
+Each round times ``--steps`` inversion steps of every lever in turn (random-weight classifier: the
+time does not depend on the weights); prints the median step seconds per lever and its ratio to
+``old`` (the code before issue 14), plus the counted GFLOP per step and the fp32/bf16 matmul rates.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+
+from netinv_core.bench import matmul_gflops
+from netinv_core.classifier import Classifier
+from netinv_core.config import GeneratorConfig
+from netinv_core.generator import Generator
+from netinv_core.inversion import FeatureTap, frozen, inversion_step
+
+import sys
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from speed_levers import old_step  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--rounds", type=int, default=5)
+ap.add_argument("--steps", type=int, default=5)
+ap.add_argument("--batch", type=int, default=128)
+ap.add_argument("--width", type=int, default=64)
+args = ap.parse_args()
+torch.set_num_threads(args.threads)
+clf = Classifier((1, 28, 28), 10).eval()
+LEVERS = {"old": ("contiguous", "bernoulli", "fp32"), "channels_last": ("cl", "bernoulli", "fp32"),
+          "rand_dropout": ("contiguous", "rand", "fp32"), "new (default)": ("cl", "rand", "fp32"),
+          "new + bf16": ("cl", "rand", "bf16")}
+runs = {}
+for name, (layout, drop, prec) in LEVERS.items():
+    cfg = GeneratorConfig(batch_size=args.batch, width=args.width, precision=prec)
+    torch.manual_seed(0)
+    gen = Generator(10, (1, 28, 28), cfg)
+    if drop == "bernoulli":
+        for parent in gen.modules():
+            for k, m in parent.named_children():
+                if isinstance(m, nn.Dropout):
+                    setattr(parent, k, nn.Dropout(m.p))
+    if layout == "cl":
+        gen = gen.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    rng = torch.Generator().manual_seed(0)
+    tap = FeatureTap(clf)
+    fn = ((lambda g=gen, o=opt, t=tap, c=cfg, r=rng: old_step(g, o, t, c, r)) if name == "old" else
+          (lambda g=gen, o=opt, t=tap, c=cfg, r=rng: inversion_step(g, o, t, c, r, "cpu")))
+    runs[name] = (fn, [])
+with frozen(clf):
+    for fn, _ in runs.values():
+        fn()
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc:
+        runs["old"][0]()
+    gflop = fc.get_total_flops() / 1e9
+    for _ in range(args.rounds):
+        for name, (fn, ts) in runs.items():
+            t = time.perf_counter()
+            for _ in range(args.steps):
+                fn()
+            ts.append((time.perf_counter() - t) / args.steps)
+mm, mmb = matmul_gflops(), matmul_gflops(dtype=torch.bfloat16)
+base = statistics.median(runs["old"][1])
+out = {"threads": args.threads, "batch": args.batch, "width": args.width, "step_gflop": gflop,
+       "matmul_gflops_fp32": mm, "matmul_gflops_bf16": mmb,
+       "load_average": __import__("os").getloadavg()[0], "levers": {}}
+for name, (_, ts) in runs.items():
+    m = statistics.median(ts)
+    out["levers"][name] = {"step_seconds": round(m, 4), "speedup_vs_old": round(base / m, 3),
+                           "flop_utilisation_vs_fp32_matmul": round(gflop / m / mm, 3)}
+print(json.dumps(out, indent=1))
