@@ -49,7 +49,7 @@ progress() {  # one overall progress line: elapsed, share of the predicted work 
     work=$((done_predicted + in_cur))                    # predicted seconds of work done so far
     remaining=$((predicted_total - work))
     # scale the remaining prediction by the pace so far (elapsed / predicted work done)
-    [ "$work" -gt 60 ] && remaining=$((remaining * elapsed / work))
+    if [ "$work" -gt 60 ] && [ "$elapsed" -gt 60 ]; then remaining=$((remaining * elapsed / work)); fi
     echo "[run_all] progress: $((elapsed / 60)) min elapsed, ~$((work * 100 / predicted_total))% of the predicted work done (now $cur); ETA $(date -d "@$((now + remaining))" +%H:%M) (about $((remaining / 60)) min left)"
   else
     echo "[run_all] progress: $((elapsed / 60)) min elapsed (now $cur)"
