@@ -25,7 +25,7 @@ mapfile -t notebooks < <("$NETINV_PY" -m netinv_core.notebooks list)
 declare -A predicted=()
 predicted_total=0
 if [ "${NETINV_PREDICT:-1}" != 0 ]; then
-  echo "[run_all] predicting the duration (a few training steps of every stage, about a minute) ..."
+  echo "[run_all] predicting the duration (a few training steps of every stage and the analysis steps once: minutes; NETINV_PREDICT=0 skips it) ..."
   if prediction="$("$NETINV_PY" -m netinv_core.cost --profile "$PROFILE" --cheap --tsv)"; then
     idle_total=0
     while IFS=$'\t' read -r nbname secs idle; do
