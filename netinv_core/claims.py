@@ -51,8 +51,14 @@ Rules (the thresholds are constants of this module):
 - Learns the input distribution (student probe): a student trained only on inverted samples
   reaches >= 0.9 x the accuracy of the same student on as many real images: supported; >= noise
   floor + 0.2: partly; else refuted.
-- Two clusters per class: the verdict of ``interpret.clusters_fair_verdict``, recorded in
-  fig3_interpretability.json.
+- Two clusters per class: the verdict of ``interpret.clusters_fair_verdict`` recorded in
+  fig3_interpretability.json (``supported`` -> supported, ``supported as generator clusters`` ->
+  partly, ``refuted`` -> refuted).
+- A larger cosine weight gives more clusters: supported if, on some feature layer, the larger
+  gamma has more classes above the Gaussian null than the smaller one and at least 8 of 10 above
+  it; else refuted (one generator per gamma, so the seed rule makes it inconclusive).
+- Cosine weight and inter-/intra-class diversity in pixels: from the smallest to the largest gamma,
+  the within-class and the between-class mean pixel distance both rise: supported; one: partly.
 """
 from __future__ import annotations
 
@@ -88,13 +94,18 @@ DIVERSITY_DATASETS = ("mnist", "fashionmnist")
 
 
 def _notebook_for(json_name: str, repo: Path = REPO) -> str:
-    """The command that writes ``json_name``: the notebook whose source names it."""
+    """The command that writes ``json_name``: the notebook that saves it (``out / "name"``), else
+    the first that names it, else ``./run_all.sh`` (notebooks may be renamed: found, not listed)."""
+    texts = {}
     for nb in sorted((repo / "notebooks").glob("*.ipynb")):
         try:
-            if json_name in nb.read_text():
-                return f"python -m netinv_core.notebooks run notebooks/{nb.name} -p profile quick"
+            texts[nb.name] = nb.read_text()
         except OSError:
             continue
+    for test in (lambda t: f'/ \\"{json_name}\\"' in t, lambda t: json_name in t):
+        for name, text in texts.items():
+            if test(text):
+                return f"python -m netinv_core.notebooks run notebooks/{name} -p profile quick"
     return "./run_all.sh"
 
 

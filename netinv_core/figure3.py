@@ -10,11 +10,13 @@ import numpy as np
 import torch
 
 from .data import CLASS_NAMES, load_dataset
-from .interpret import (clusters_per_class, decision_plane, embed_tsne, embed_umap, features_of,
-                        sae_report, summarize_clusters, train_sae)
+from .config import LossWeights, get_profile
 from .generator import generate
+from .interpret import (calibrated_clusters, clusters_fair_verdict, clusters_per_class,
+                        decision_plane, embed_tsne, embed_umap, embedding_ari, features_of,
+                        mixed_cluster_share, sae_report, summarize_clusters, topk_jaccard_split,
+                        train_sae)
 from .metrics import pixel_spread, within_class_cosine
-from .config import get_profile
 from .pipeline import profile_generators
 
 
@@ -33,8 +35,11 @@ def _inverted(clf, gen, n, seed, device):
 
 def figure3_dataset(dataset: str, profile="quick", *, n_samples: int = 2000, embed_samples: int = 1500,
                     gammas=(0.0, 5.0, 10.0, 20.0), sae_epochs: int = 20, perplexity: float = 30.0,
-                    train_missing: bool = False, device="cpu", progress=True, seed: int = 0) -> dict:
-    """Everything Figure 3 draws and records for one dataset (generator seed 0 of the profile)."""
+                    train_missing: bool = False, device="cpu", progress=True, seed: int = 0,
+                    fair: bool = True, fair_gammas=(10.0, 30.0), fair_per_generator: int = 1000,
+                    fair_perplexities=(30.0, 50.0), n_null: int = 10) -> dict:
+    """Everything Figure 3 draws and records for one dataset (generator seed 0 of the profile);
+    with ``fair``, also ``clusters_fair`` and ``per_generator`` (``figure3_fair``)."""
     prof = get_profile(profile)
     clf, (gen,) = profile_generators(dataset, prof, seeds=[0], device=device, progress=progress,
                                      train_missing=train_missing)
@@ -80,10 +85,110 @@ def figure3_dataset(dataset: str, profile="quick", *, n_samples: int = 2000, emb
         "sae_final_train_loss": sae.history[-1],
         "gamma_sweep": sweep,
     }
-    return {"record": record, "classes": CLASS_NAMES[dataset], "labels": labels, "pred": pred,
-            "plane": plane, "tsne": tsne, "umap": umap_xy, "embed_labels": labels[sub],
-            "sae": sae, "feats": feats, "real_feats": real_feats,
-            "real_labels": real_y.numpy()}
+    out = {"record": record, "classes": CLASS_NAMES[dataset], "labels": labels, "pred": pred,
+           "plane": plane, "tsne": tsne, "umap": umap_xy, "embed_labels": labels[sub],
+           "sae": sae, "feats": feats, "real_feats": real_feats,
+           "real_labels": real_y.numpy()}
+    if fair:
+        extra = figure3_fair(dataset, prof, clf, sae, real_feats, real_y.numpy(), gammas=fair_gammas,
+                             per_generator=fair_per_generator, perplexities=fair_perplexities,
+                             n_null=n_null, n_samples=n_samples, train_missing=train_missing,
+                             device=device, progress=progress, seed=seed)
+        record["clusters_fair"] = extra["clusters_fair"]
+        record["per_generator"] = extra["per_generator"]
+        out["fair"] = extra
+    return out
+
+
+def figure3_fair(dataset: str, prof, clf, sae, real_feats, real_labels, *, gammas=(10.0, 30.0),
+                 per_generator: int = 1000, perplexities=(30.0, 50.0), n_null: int = 10,
+                 n_samples: int = 2000, train_missing: bool = False, device="cpu", progress=True,
+                 seed: int = 0) -> dict:
+    """The fair test of "two clusters per class" (definitions in ``interpret``) and the Figure 3
+    numbers for every generator of the profile.
+
+    - ``single_generator``: the seed-0 generator's ``per_generator`` samples, calibrated clusters.
+    - ``pooled_generators``: ``per_generator`` samples from each of the profile's generators
+      (seeds 0..n-1) pooled; per class best k, silhouette vs the Gaussian null, ARI of the clusters
+      against generator identity (``ari`` for best k, ``ari_k_groups`` for k = n generators), and
+      the same ARI on 2-D t-SNE coordinates at each of ``perplexities``.
+    - ``real_vs_inverted``: real test images and the pooled inverted samples (as many of each) in
+      one k-means with k = 2 x classes (share of clusters mixing the two) and one t-SNE.
+    - ``layer_gamma``: generators (seed 0) whose cosine/orthogonality terms use the features after
+      the activation (``penultimate``) or before it (``penultimate.0``), for each gamma; analysed on
+      the same layer.
+    - ``per_generator``: per seed, inversion accuracy, PCA variance, boundary faithfulness, SAE
+      Jaccard (and the real-vs-real control) and SAE anomaly AUROC on ``n_samples`` samples.
+    """
+    model = clf.model
+    _, gens = profile_generators(dataset, prof, device=device, progress=progress,
+                                 train_missing=train_missing)
+    per_gen, pooled_f, pooled_y, pooled_g = [], [], [], []
+    for j, g in enumerate(gens):
+        im, lb, pr, ft = _inverted(clf, g, n_samples, seed + 101 * j, device)
+        plane = decision_plane(ft, model.head)
+        sae_num = sae_report(sae, real_feats, real_labels, ft, lb)
+        per_gen.append({"seed": g.config.seed, "inversion_accuracy": float((pr == lb).mean()),
+                        "pca_explained_variance": plane.explained_variance,
+                        "boundary_faithfulness": plane.faithfulness,
+                        "sae_topk_jaccard_mean": sae_num["sae_topk_jaccard_mean"],
+                        "sae_topk_jaccard_real_split": topk_jaccard_split(sae, real_feats, real_labels,
+                                                                         top_k=sae_num["sae_top_k"],
+                                                                         seed=seed + j),
+                        "sae_anomaly_auroc": sae_num["sae_anomaly_auroc"]})
+        k = min(per_generator, len(ft))
+        pooled_f.append(ft[:k]); pooled_y.append(lb[:k]); pooled_g.append(np.full(k, j))
+    pf, py, pg = np.concatenate(pooled_f), np.concatenate(pooled_y), np.concatenate(pooled_g)
+    single = calibrated_clusters(pooled_f[0], pooled_y[0], n_null=n_null, seed=seed)
+    pooled = calibrated_clusters(pf, py, pg, n_null=n_null, seed=seed)
+    pooled["n_generators"] = len(gens)
+    pooled["samples_per_generator"] = int(len(pooled_f[0]))
+    tsne = {}
+    for perp in perplexities:
+        if len(pf) > 3 * perp:
+            xy = embed_tsne(pf, perplexity=perp, seed=seed)
+            tsne[perp] = xy
+            pooled[f"tsne_ari_perplexity_{perp:g}"] = embedding_ari(xy, py, pg, seed=seed)
+    # real and inverted together
+    n_cls = len(np.unique(real_labels))
+    n_real = min(len(real_feats), len(pf))
+    rng = np.random.default_rng(seed)
+    ri = rng.choice(len(real_feats), n_real, replace=False)
+    ii = rng.choice(len(pf), n_real, replace=False)
+    both = np.concatenate([real_feats[ri], pf[ii]])
+    source = np.r_[np.zeros(n_real), np.ones(n_real)]
+    both_y = np.r_[real_labels[ri], py[ii]]
+    mix = mixed_cluster_share(both, source, k=2 * n_cls, seed=seed)
+    perp0 = perplexities[0] if perplexities else 30.0
+    both_xy = embed_tsne(both, perplexity=perp0, seed=seed) if len(both) > 3 * perp0 else None
+    if both_xy is not None:
+        mix["tsne_ari_vs_source"] = embedding_ari(both_xy, np.zeros(len(both), int),
+                                                  source.astype(int), seed=seed)
+    layer_gamma = []
+    base_w = gens[0].config.weights
+    for layer in ("penultimate", "penultimate.0"):
+        for gamma in gammas:
+            _, (gg,) = profile_generators(dataset, prof, seeds=[0], device=device, progress=progress,
+                                          weights=LossWeights(**{**vars(base_w), "gamma": float(gamma)}),
+                                          feature_layer=None if layer == model.feature_layer else layer)
+            im, lb = generate(gg.model, per_generator, seed=seed,
+                              keep_dropout=gg.config.dropout_at_generation)
+            pr, ft = features_of(model, im, feature_layer=layer, device=device)
+            cc = calibrated_clusters(ft, lb.numpy(), n_null=n_null, seed=seed)
+            cc.pop("per_class")
+            layer_gamma.append({"layer": layer, "gamma": float(gamma),
+                                "inversion_accuracy": float((pr == lb.numpy()).mean()),
+                                "feature_cosine_inverted": within_class_cosine(torch.as_tensor(ft), lb),
+                                **cc})
+    verdict = clusters_fair_verdict(single, pooled)
+    record = {"verdict": verdict, "single_generator": single, "pooled_generators": pooled,
+              "real_vs_inverted": {**mix, "n_real": int(n_real), "n_inverted": int(n_real)},
+              "layer_gamma": layer_gamma, "null": {"kind": "Gaussian, class mean and covariance",
+                                                   "n_null": n_null,
+                                                   "silhouette_p95_mean": pooled["null_silhouette_p95_mean"]}}
+    return {"clusters_fair": record, "per_generator": per_gen, "pooled_feats": pf,
+            "pooled_labels": py, "pooled_generators": pg, "tsne": tsne, "both_xy": both_xy,
+            "both_source": source, "both_labels": both_y}
 
 
 def sae_class_profiles(sae, real_feats, real_labels, inv_feats, inv_labels, n_units: int = 48):

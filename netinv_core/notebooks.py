@@ -29,7 +29,8 @@ NOTEBOOKS = ("fig2_inversion.ipynb", "fig3_interpretability.ipynb", "sec52_ood.i
 SMOKE_PARAMS = {
     "fig2_inversion.ipynb": {"profile": "smoke"},
     "fig3_interpretability.ipynb": {"profile": "smoke", "n_samples": 1000, "embed_samples": 200,
-                                    "gammas": [0.0, 10.0], "sae_epochs": 2, "train_missing": True},
+                                    "gammas": [0.0, 10.0], "sae_epochs": 2, "train_missing": True,
+                                    "n_null": 3},
     "sec52_ood.ipynb": {"profile": "smoke", "seeds": [0, 1]},
     "fig5_reconstruction.ipynb": {"profile": "smoke", "train_sizes": {"digits": [300]}},
     "ablation.ipynb": {"profile": "smoke", "seeds": [0, 1],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import matplotlib  # noqa: F401  (backend chosen by the caller or MPLBACKEND)
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from .results import save_figure, save_json  # noqa: E402,F401  (re-exported for older callers)
@@ -82,6 +83,45 @@ def figure3_panels(res: dict, *, title: str = ""):
                      xlabel="UMAP 1", ylabel="UMAP 2")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def clusters_fair_panels(fair: dict, class_names, *, title: str = ""):
+    """The fair cluster test (``figure3.figure3_fair``): t-SNE of the pooled generators' features
+    coloured by class and by generator, and t-SNE of real and inverted features together."""
+    rec = fair["clusters_fair"]
+    perps = sorted(fair["tsne"])
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.4))
+    if perps:
+        xy = fair["tsne"][perps[0]]
+        scatter_by_class(axes[0], xy, fair["pooled_labels"], class_names, legend=False,
+                         title=f"pooled generators, t-SNE (perplexity {perps[0]:g}), by class",
+                         xlabel="t-SNE 1", ylabel="t-SNE 2")
+        gens = fair["pooled_generators"]
+        cmap = plt.get_cmap("Set1")
+        for j in np.unique(gens):
+            m = gens == j
+            axes[1].scatter(xy[m, 0], xy[m, 1], s=5, color=cmap(int(j) % 9), alpha=0.7,
+                            linewidths=0, label=f"G{int(j) + 1}")
+        pg = rec["pooled_generators"]
+        axes[1].set_title(f"same map, by generator (ARI vs generator: k-means {pg['ari_k_groups_mean']:.2f}, "
+                          f"t-SNE {pg.get(f'tsne_ari_perplexity_{perps[0]:g}', float('nan')):.2f})",
+                          fontsize=10)
+        axes[1].legend(fontsize=7, markerscale=2.5, title="generator", title_fontsize=7)
+    if fair.get("both_xy") is not None:
+        xy, src = fair["both_xy"], fair["both_source"]
+        for v, name, color in ((0, "real test", "black"), (1, "inverted", "tab:orange")):
+            m = src == v
+            axes[2].scatter(xy[m, 0], xy[m, 1], s=5, color=color, alpha=0.6, linewidths=0, label=name)
+        rv = rec["real_vs_inverted"]
+        axes[2].set_title(f"real and inverted together: {rv['mixed_cluster_share']:.0%} of "
+                          f"{rv['k']} k-means clusters mix both", fontsize=10)
+        axes[2].legend(fontsize=7, markerscale=2.5)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title or f"two clusters per class? verdict: {rec['verdict']}")
     fig.tight_layout()
     return fig
 

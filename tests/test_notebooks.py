@@ -56,6 +56,14 @@ def test_fig2_smoke(tmp_path):
         assert -1 <= g["feature_cosine_inverted"] <= 1 and 0 < g["feature_cosine_real"] <= 1
     for ext in ("png", "pdf"):
         assert (figs / f"fig2_digits.{ext}").stat().st_size > 1000
+    # probes (figure2.figure2_probes): pixel diversity, independent classifier, student
+    pix, ind, st = digits["pixel_diversity"], digits["independent"], digits["student"]
+    assert pix["real"]["ratio"] > 1  # real digits of different classes differ more than within a class
+    assert [g["gamma"] for g in pix["gamma"]] == [0.0, 10.0, 30.0]
+    assert all(g["n_seeds"] == 2 and g["within_mean"] > 0 for g in pix["gamma"])
+    assert ind["test_accuracy"] > 0.3 and len(ind["agreement_inverted"]) == 2
+    assert all(0 <= a <= 1 for a in ind["agreement_inverted"] + st["inverted_accuracy"])
+    assert st["real_accuracy"] > st["noise_accuracy"]
 
 
 def test_fig3_smoke(tmp_path):
@@ -65,7 +73,16 @@ def test_fig3_smoke(tmp_path):
     assert 0 <= rec["boundary_faithfulness"] <= 1 and 0 < sum(rec["pca_explained_variance"]) <= 1
     assert len(rec["clusters_per_class"]) == 10 and all(k >= 1 for k in rec["clusters_per_class"])
     assert 0 <= rec["sae_anomaly_auroc"] <= 1
-    for stem in ("fig3_digits", "fig3_digits_sae", "fig3_digits_gamma_sweep"):
+    fair = rec["clusters_fair"]
+    assert fair["verdict"] in ("supported", "supported as generator clusters", "refuted")
+    pooled = fair["pooled_generators"]
+    assert pooled["n_generators"] == 2 and -1 <= pooled["ari_mean"] <= 1 and pooled["best_k_median"] >= 2
+    assert 0 <= fair["single_generator"]["classes_above_null"] <= 10
+    assert 0 <= fair["real_vs_inverted"]["mixed_cluster_share"] <= 1
+    assert [(r["layer"], r["gamma"]) for r in fair["layer_gamma"]] == [
+        ("penultimate", 10.0), ("penultimate", 30.0), ("penultimate.0", 10.0), ("penultimate.0", 30.0)]
+    assert [g["seed"] for g in rec["per_generator"]] == [0, 1]
+    for stem in ("fig3_digits", "fig3_digits_sae", "fig3_digits_gamma_sweep", "fig3_digits_clusters_fair"):
         assert (figs / f"{stem}.png").stat().st_size > 1000 and (figs / f"{stem}.pdf").exists()
 
 
