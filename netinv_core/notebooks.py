@@ -141,6 +141,10 @@ def _value_checks():
         "embed_samples": lambda n, v: check_int(n, v, 10),
         "sae_epochs": lambda n, v: check_int(n, v, 1),
         "perplexity": positive,
+        "n_null": lambda n, v: check_int(n, v, 2, " (the null's 95th percentile needs draws)"),
+        "fair": lambda n, v: None,          # a bool; the type check is enough
+        "probe_datasets": lambda n, v: [check_dataset(d) for d in v],
+        "probe_gammas": lambda n, v: [_check_weight("gamma", g) for g in v],
         "seeds": _seeds,
         "seeds_per_set": lambda n, v: _per_dataset(n, v, lambda s: check_int("seed", s, 0)),
         "train_sizes": lambda n, v: _per_dataset(n, v, lambda s: check_int("train size", s, 1)),
