@@ -148,11 +148,15 @@ def rounds_figure(out_dir):
         for name in r["ood"]:
             axes[0].plot(ep, [100 * (e or {}).get(name, np.nan) for e in h["round_eval"]],
                          marker="o", label=f"{train} {variant}: {name}")
-        axes[1].plot(ep, h["inverted_uncertainty"], marker="o", label=f"{train} {variant}: UE")
-        axes[1].plot(ep, h["inverted_feature_cosine_all"], marker="s", ls="--",
+        nan = lambda v: [np.nan if x is None else x for x in v]  # noqa: E731  (no samples added)
+        axes[1].plot(ep, nan(h["inverted_uncertainty"]), marker="o", label=f"{train} {variant}: UE")
+        axes[1].plot(ep, nan(h["inverted_feature_cosine_all"]), marker="s", ls="--",
                      label=f"{train} {variant}: feature cosine (all labels)")
         axes[2].plot(ep, np.asarray(h["garbage_bytes"]) / 2 ** 20, marker="o",
                      label=f"{train} {variant}")
+    if not axes[1].lines or all(np.isnan(ln.get_ydata().astype(float)).all() for ln in axes[1].lines):
+        axes[1].text(0.5, 0.5, "no inverted samples added\n(noise-only control)", ha="center",
+                     va="center", transform=axes[1].transAxes)
     axes[0].set(xlabel="classifier epoch (round)", ylabel="% of OOD set sent to garbage",
                 title="garbage rate after each round (2000 images per set)")
     axes[1].set(xlabel="classifier epoch (round)", title="added samples: mean UE, feature cosine")
