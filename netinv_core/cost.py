@@ -194,19 +194,20 @@ def analysis_units(profile, device="cpu") -> dict:
     timed("clusters", lambda: clusters_per_class(feats[:n_samples], labels[:n_samples]))
     train_feats = np.maximum(rng.normal(size=(n_pool, 128)), 0).astype(np.float32)
     timed("sae_1_epoch", lambda: train_sae(train_feats, epochs=1))
-    # nearest-image matching: n_per_class x 10 reconstructions against a 60000-image train pool
-    # and the 10000-image test pool (size-matched per class, as match_report does)
+    # nearest-image matching: n_per_class x 10 reconstructions against the training pool and the
+    # test pool (size-matched per class, as match_report does)
     n_rec = prof.recon.n_per_class * 10
+    n_test = 540 if smoke else 10000
     g = torch.Generator().manual_seed(0)
-    tr_x, tr_y = torch.rand(60000, 1, 28, 28, generator=g), torch.arange(60000) % 10
-    te_x, te_y = torch.rand(10000, 1, 28, 28, generator=g), torch.arange(10000) % 10
+    tr_x, tr_y = torch.rand(n_pool, 1, 28, 28, generator=g), torch.arange(n_pool) % 10
+    te_x, te_y = torch.rand(n_test, 1, 28, 28, generator=g), torch.arange(n_test) % 10
     rec = torch.rand(n_rec, 1, 28, 28, generator=g)
-    timed("match_60000", lambda: match_report(rec, torch.arange(n_rec) % 10, tr_x, tr_y,
-                                              te_x, te_y))
+    timed("match", lambda: match_report(rec, torch.arange(n_rec) % 10, tr_x, tr_y, te_x, te_y))
     # OOD evaluation beyond forward passes: Mahalanobis fit on the training features + scoring
-    f_tr, y_tr = torch.from_numpy(train_feats), torch.arange(60000) % 10
-
-    timed("mahalanobis_60000", lambda: Mahalanobis(f_tr, y_tr)(f_tr[:40000]))
+    f_tr, y_tr = torch.from_numpy(train_feats), torch.arange(n_pool) % 10
+    timed("mahalanobis", lambda: Mahalanobis(f_tr, y_tr)(f_tr[:4 * n_test]))
+    units["sizes"] = {"embed": n_embed, "samples": n_samples, "pool": n_pool, "test": n_test,
+                      "reconstructions": n_rec}
     return units
 
 

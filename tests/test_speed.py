@@ -104,3 +104,15 @@ def test_speed_settings_key_the_cache_only_when_set():
     assert GeneratorConfig(**{k: v for k, v in d.items() if k != "weights"}) == GeneratorConfig()
     d = to_dict(GeneratorConfig(precision="bf16", stop_at_accuracy=0.95))
     assert d["precision"] == "bf16" and d["stop_at_accuracy"] == 0.95
+
+
+def test_cost_predict_adds_up_the_plan():
+    from netinv_core.cost import plan, predict
+    units = {u: (1.0, None if "/" not in u else 2.0) for st, _ in plan("smoke").values()
+             for _, u, _ in st}
+    units["sizes"] = {"embed": 1500, "samples": 2000, "pool": 1257, "test": 540,
+                      "reconstructions": 100}
+    out = predict("smoke", "cpu", dict(units))
+    assert out["predicted_total_seconds"] == round(sum(out["notebooks"][nb]["seconds"]
+                                                       for nb in out["notebooks"]))
+    assert out["gpu_extrapolation"]["total_seconds"] > 0
