@@ -439,10 +439,25 @@ def c_pca_spread(src):
     return combine(per_ds), "; ".join(parts) + " (lower = more spread)", min(seeds)
 
 
+def _absent(src, pointer: str, parts: list, ds: str) -> bool:
+    """True (and a note in ``parts``) when dataset ``ds`` has no block at ``pointer``; the claim
+    then uses the datasets that have it and is ``not run`` only when none has."""
+    src._load(pointer.partition("#")[0])
+    if src.has(pointer):
+        return False
+    parts.append(f"{NAMES.get(ds, ds)}: not recorded yet")
+    return True
+
+
+def _none_recorded(per_ds, what, pointer):
+    if not per_ds:
+        name = pointer.partition("#")[0]
+        raise NotRecorded(f"{what} is not recorded in {name} for any dataset; regenerate it with "
+                          f"`{_notebook_for(name)}`")
+
+
 def _per_generator(src, ds, key):
     """Values of ``key`` over the Figure 3 per-generator records (seeds 0..n-1)."""
-    src.require(f"fig3_interpretability.json#/datasets/{ds}/per_generator",
-                "Figure 3 numbers per generator (seeds 0..n-1)")
     rows = src.get(f"fig3_interpretability.json#/datasets/{ds}/per_generator")
     return [src.get(f"fig3_interpretability.json#/datasets/{ds}/per_generator/{i}/{key}")
             for i in range(len(rows))]
@@ -451,6 +466,8 @@ def _per_generator(src, ds, key):
 def c_decision_boundaries(src):
     parts, per_ds, seeds = [], [], []
     for ds in DIVERSITY_DATASETS:
+        if _absent(src, f"fig3_interpretability.json#/datasets/{ds}/per_generator", parts, ds):
+            continue
         f = _per_generator(src, ds, "boundary_faithfulness")
         var = _per_generator(src, ds, "pca_explained_variance")
         m = sum(f) / len(f)
@@ -459,12 +476,15 @@ def c_decision_boundaries(src):
         parts.append(f"{NAMES[ds]}: the PCA-mesh label equals the head's label for "
                      f"{', '.join(_pct(x) for x in f)} of inverted samples (chance 10%, rule >= 90%); "
                      f"PC1+PC2 hold {', '.join(_pct(sum(v)) for v in var)} of the variance")
+    _none_recorded(per_ds, "Figure 3 numbers per generator", "fig3_interpretability.json#/")
     return combine(per_ds), "; ".join(parts), min(seeds)
 
 
 def c_two_clusters(src):
     parts, per_ds, seeds = [], [], []
     for ds in DIVERSITY_DATASETS:
+        if _absent(src, f"fig3_interpretability.json#/datasets/{ds}/clusters_fair", parts, ds):
+            continue
         base = f"fig3_interpretability.json#/datasets/{ds}/clusters_fair"
         src.require(base, "the fair cluster test (clusters_fair)")
         v = src.get(f"{base}/verdict")
@@ -485,12 +505,15 @@ def c_two_clusters(src):
             + "".join(f"; t-SNE perplexity {k.rsplit('_', 1)[1]}: {src.get(f'{pb}/{k}'):.2f}" for k in tsne)
             + f"); real + inverted k-means clusters mixing both: "
             f"{_pct(src.get(f'{base}/real_vs_inverted/mixed_cluster_share'))}")
+    _none_recorded(per_ds, "the fair cluster test (clusters_fair)", "fig3_interpretability.json#/")
     return combine(per_ds), "; ".join(parts), min(seeds)
 
 
 def c_gamma_clusters(src):
     parts, per_ds, seeds = [], [], []
     for ds in DIVERSITY_DATASETS:
+        if _absent(src, f"fig3_interpretability.json#/datasets/{ds}/clusters_fair", parts, ds):
+            continue
         rows = src.get(f"fig3_interpretability.json#/datasets/{ds}/gamma_sweep")
         ks = {r["gamma"]: r["clusters_per_class_mean"] for r in rows}
         base = f"fig3_interpretability.json#/datasets/{ds}/clusters_fair"
@@ -506,12 +529,15 @@ def c_gamma_clusters(src):
                      + "; classes beating the Gaussian null "
                      + ", ".join(f"{'pre' if lay.endswith('.0') else 'post'}-activation gamma {g:g}: "
                                  f"{a}/10" for (lay, g), a in above.items()))
+    _none_recorded(per_ds, "the fair cluster test (clusters_fair)", "fig3_interpretability.json#/")
     return combine(per_ds), "; ".join(parts), min(seeds)
 
 
 def c_sae_differ(src):
     parts, per_ds, seeds = [], [], []
     for ds in DIVERSITY_DATASETS:
+        if _absent(src, f"fig3_interpretability.json#/datasets/{ds}/per_generator", parts, ds):
+            continue
         inv = _per_generator(src, ds, "sae_topk_jaccard_mean")
         ctl = _per_generator(src, ds, "sae_topk_jaccard_real_split")
         gap = sum(c - i for c, i in zip(ctl, inv)) / len(inv)
@@ -520,18 +546,22 @@ def c_sae_differ(src):
         parts.append(f"{NAMES[ds]}: top-20 SAE unit Jaccard real vs inverted "
                      f"{', '.join(f'{x:.2f}' for x in inv)}, real vs real (control) "
                      f"{', '.join(f'{x:.2f}' for x in ctl)}")
+    _none_recorded(per_ds, "Figure 3 numbers per generator", "fig3_interpretability.json#/")
     return combine(per_ds), "; ".join(parts), min(seeds)
 
 
 def c_sae_anomaly(src):
     parts, per_ds, seeds = [], [], []
     for ds in DIVERSITY_DATASETS:
+        if _absent(src, f"fig3_interpretability.json#/datasets/{ds}/per_generator", parts, ds):
+            continue
         a = _per_generator(src, ds, "sae_anomaly_auroc")
         m = sum(a) / len(a)
         per_ds.append("supported" if m >= 0.9 else "partly" if m >= 0.7 else "refuted")
         seeds.append(len(a))
         parts.append(f"{NAMES[ds]}: AUROC (inverted vs real test, score = SAE recon. error) "
                      f"{', '.join(f'{x:.2f}' for x in a)} (chance 0.5)")
+    _none_recorded(per_ds, "Figure 3 numbers per generator", "fig3_interpretability.json#/")
     return combine(per_ds), "; ".join(parts), min(seeds)
 
 
