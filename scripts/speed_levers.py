@@ -59,18 +59,24 @@ def old_step(gen, opt, tap, cfg, rng):
             "batch_accuracy": (logits.argmax(1) == cond.labels).float().mean().item()}
 
 
-def run(name, clf, test, base_cfg, steps, stop_at):
-    layout, dropout, over, fused = LEVERS[name]
-    cfg = replace(base_cfg, steps=steps, **over)
-    torch.manual_seed(cfg.seed)
-    gen = Generator(clf.num_classes, IMAGE_SHAPES["mnist"], cfg)
-    if dropout == "bernoulli":
+def lever_generator(num_classes, image_shape, cfg, seed, bernoulli, channels_last):
+    """A generator seeded with `seed`, with the old `nn.Dropout` (bernoulli_ masks) put back when
+    `bernoulli`, and channels-last weights when `channels_last` (the levers both scripts compare)."""
+    torch.manual_seed(seed)
+    gen = Generator(num_classes, image_shape, cfg)
+    if bernoulli:
         for parent in gen.modules():
             for k, m in parent.named_children():
                 if isinstance(m, nn.Dropout):
                     setattr(parent, k, nn.Dropout(m.p))
-    if layout == "channels_last":
-        gen = gen.to(memory_format=torch.channels_last)
+    return gen.to(memory_format=torch.channels_last) if channels_last else gen
+
+
+def run(name, clf, test, base_cfg, steps, stop_at):
+    layout, dropout, over, fused = LEVERS[name]
+    cfg = replace(base_cfg, steps=steps, **over)
+    gen = lever_generator(clf.num_classes, IMAGE_SHAPES["mnist"], cfg, cfg.seed,
+                          bernoulli=dropout == "bernoulli", channels_last=layout == "channels_last")
     opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999), fused=fused or None)
     rng = torch.Generator().manual_seed(cfg.seed)
     tap = FeatureTap(clf)

@@ -12,17 +12,15 @@ import statistics
 import time
 
 import torch
-import torch.nn as nn
 
 from netinv_core.bench import matmul_gflops
 from netinv_core.classifier import Classifier
 from netinv_core.config import GeneratorConfig
-from netinv_core.generator import Generator
 from netinv_core.inversion import FeatureTap, frozen, inversion_step
 
 import sys
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from speed_levers import old_step  # noqa: E402
+from speed_levers import lever_generator, old_step  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
@@ -39,15 +37,8 @@ LEVERS = {"old": ("contiguous", "bernoulli", "fp32"), "channels_last": ("cl", "b
 runs = {}
 for name, (layout, drop, prec) in LEVERS.items():
     cfg = GeneratorConfig(batch_size=args.batch, width=args.width, precision=prec)
-    torch.manual_seed(0)
-    gen = Generator(10, (1, 28, 28), cfg)
-    if drop == "bernoulli":
-        for parent in gen.modules():
-            for k, m in parent.named_children():
-                if isinstance(m, nn.Dropout):
-                    setattr(parent, k, nn.Dropout(m.p))
-    if layout == "cl":
-        gen = gen.to(memory_format=torch.channels_last)
+    gen = lever_generator(10, (1, 28, 28), cfg, 0, bernoulli=drop == "bernoulli",
+                          channels_last=layout == "cl")
     opt = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.999))
     rng = torch.Generator().manual_seed(0)
     tap = FeatureTap(clf)
