@@ -17,6 +17,7 @@ from .interpret import (calibrated_clusters, clusters_fair_verdict, clusters_per
                         mixed_cluster_share, sae_report, summarize_clusters, topk_jaccard_split,
                         train_sae)
 from .metrics import pixel_spread, within_class_cosine
+from .results import mean_std
 from .pipeline import profile_generators
 
 
@@ -34,12 +35,20 @@ def _inverted(clf, gen, n, seed, device):
 
 
 def figure3_dataset(dataset: str, profile="quick", *, n_samples: int = 2000, embed_samples: int = 1500,
-                    gammas=(0.0, 5.0, 10.0, 20.0), sae_epochs: int = 20, perplexity: float = 30.0,
+                    gammas=(0.0, 10.0, 30.0), gamma_seeds=None, sae_epochs: int = 20,
+                    perplexity: float = 30.0,
                     train_missing: bool = False, device="cpu", progress=True, seed: int = 0,
                     fair: bool = True, fair_gammas=(10.0, 30.0), fair_per_generator: int = 1000,
                     fair_perplexities=(30.0, 50.0), n_null: int = 10) -> dict:
     """Everything Figure 3 draws and records for one dataset (generator seed 0 of the profile);
-    with ``fair``, also ``clusters_fair`` and ``per_generator`` (``figure3_fair``)."""
+    with ``fair``, also ``clusters_fair`` and ``per_generator`` (``figure3_fair``).
+
+    ``gamma_sweep``: for each cosine weight in ``gammas``, one generator per seed of
+    ``gamma_seeds`` (default: the profile's generator seeds; the same generators as Figure 2's
+    pixel-diversity probe, so the cache is shared), each analysed on ``n_samples`` samples: the
+    fixed-rule clusters per class, and the Gaussian-null calibrated rule (``calibrated_clusters``,
+    ``fair_per_generator`` samples) with ``classes_above_null``; the row holds the mean over seeds
+    (``*_std`` beside it) and ``per_seed``."""
     prof = get_profile(profile)
     clf, (gen,) = profile_generators(dataset, prof, seeds=[0], device=device, progress=progress,
                                      train_missing=train_missing)
@@ -58,16 +67,11 @@ def figure3_dataset(dataset: str, profile="quick", *, n_samples: int = 2000, emb
     sae = train_sae(train_feats, epochs=sae_epochs, seed=seed)
     sae_num = sae_report(sae, real_feats, real_y.numpy(), feats, labels)
 
-    sweep = []
     base_w = gen.config.weights
-    for g in gammas:
-        _, (gg,) = profile_generators(dataset, prof, seeds=[0], device=device, progress=progress,
-                                      weights=replace(base_w, gamma=float(g)))
-        im, lb, pr, ft = _inverted(clf, gg, n_samples, seed, device)
-        cl = summarize_clusters(clusters_per_class(ft, lb, seed=seed))
-        sweep.append({"gamma": float(g), "inversion_accuracy": float((pr == lb).mean()),
-                      "feature_cosine_inverted": within_class_cosine(torch.as_tensor(ft), torch.as_tensor(lb)),
-                      "pixel_spread_inverted": pixel_spread(im, torch.as_tensor(lb)), **cl})
+    seeds = list(gamma_seeds) if gamma_seeds is not None else list(range(prof.n_generators))
+    sweep = [gamma_sweep_row(clf, dataset, prof, replace(base_w, gamma=float(g)), seeds,
+                             n_samples=n_samples, n_calibrated=fair_per_generator, n_null=n_null,
+                             device=device, progress=progress, seed=seed) for g in gammas]
 
     record = {
         "dataset": dataset, "profile": prof.name, "generator_seed": 0,
@@ -98,6 +102,40 @@ def figure3_dataset(dataset: str, profile="quick", *, n_samples: int = 2000, emb
         record["per_generator"] = extra["per_generator"]
         out["fair"] = extra
     return out
+
+
+SWEEP_KEYS = ("inversion_accuracy", "feature_cosine_inverted", "pixel_spread_inverted",
+              "clusters_per_class_mean", "silhouette_mean", "classes_above_null",
+              "calibrated_silhouette_mean", "null_silhouette_p95_mean")
+
+
+def gamma_sweep_row(clf, dataset: str, prof, weights, seeds, *, n_samples: int = 2000,
+                    n_calibrated: int = 1000, n_null: int = 10, device="cpu", progress=True,
+                    seed: int = 0) -> dict:
+    """One cosine weight (``weights.gamma``) of the sweep: per generator seed the inversion
+    accuracy, within-class feature cosine, pixel spread, fixed-rule clusters and the calibrated
+    rule's ``classes_above_null``; mean and std over the seeds."""
+    _, gens = profile_generators(dataset, prof, seeds=seeds, device=device, progress=progress,
+                                 weights=weights)
+    per_seed = []
+    for gg in gens:
+        im, lb, pr, ft = _inverted(clf, gg, n_samples, seed, device)
+        cl = summarize_clusters(clusters_per_class(ft, lb, seed=seed))
+        k = min(n_calibrated, len(ft))
+        cc = calibrated_clusters(ft[:k], lb[:k], n_null=n_null, seed=seed)
+        per_seed.append({"seed": gg.config.seed, "inversion_accuracy": float((pr == lb).mean()),
+                         "feature_cosine_inverted": within_class_cosine(torch.as_tensor(ft),
+                                                                        torch.as_tensor(lb)),
+                         "pixel_spread_inverted": pixel_spread(im, torch.as_tensor(lb)), **cl,
+                         "classes_above_null": cc["classes_above_null"],
+                         "calibrated_silhouette_mean": cc["silhouette_mean"],
+                         "null_silhouette_p95_mean": cc["null_silhouette_p95_mean"],
+                         "calibrated_best_k_median": cc["best_k_median"]})
+    row = {"gamma": float(weights.gamma), "n_seeds": len(per_seed), "per_seed": per_seed}
+    for key in SWEEP_KEYS:
+        ms = mean_std([r[key] for r in per_seed])
+        row[key], row[key + "_std"] = ms["mean"], ms["std"]
+    return row
 
 
 def figure3_fair(dataset: str, prof, clf, sae, real_feats, real_labels, *, gammas=(10.0, 30.0),

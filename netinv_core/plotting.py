@@ -146,20 +146,25 @@ def sae_heatmap(real, inverted, class_names, units, *, title=""):
 
 
 def gamma_sweep_plot(sweep: list, *, title=""):
-    """Clusters per class, feature cosine and inversion accuracy against the cosine weight gamma."""
+    """Clusters per class (fixed rule; and classes beating the Gaussian null, when recorded),
+    feature cosine and inversion accuracy against the cosine weight gamma; mean ± std over seeds
+    when the rows hold ``*_std``."""
     g = [r["gamma"] for r in sweep]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(g, [r["clusters_per_class_mean"] for r in sweep], "o-")
-    axes[0].set_ylabel("clusters per class (mean)")
-    axes[1].plot(g, [r["feature_cosine_inverted"] for r in sweep], "o-")
-    axes[1].set_ylabel("within-class feature cosine")
-    axes[2].plot(g, [r["inversion_accuracy"] for r in sweep], "o-")
-    axes[2].set_ylabel("inversion accuracy")
-    for ax in axes:
+    panels = [("clusters_per_class_mean", "clusters per class (fixed 0.25 rule)"),
+              ("feature_cosine_inverted", "within-class feature cosine"),
+              ("inversion_accuracy", "inversion accuracy")]
+    if all("classes_above_null" in r for r in sweep):
+        panels.insert(1, ("classes_above_null", "classes beating the Gaussian null"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6))
+    for ax, (key, name) in zip(axes, panels):
+        ax.errorbar(g, [r[key] for r in sweep], yerr=[r.get(key + "_std") or 0.0 for r in sweep],
+                    fmt="o-", capsize=3)
+        ax.set_ylabel(name)
         ax.set_xlabel("gamma (cosine weight)")
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
+    n = min((r.get("n_seeds", 1) for r in sweep), default=1)
+    if title or n > 1:
+        fig.suptitle(f"{title} (mean ± std over {n} seeds)" if n > 1 else title)
     fig.tight_layout()
     return fig
 

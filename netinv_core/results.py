@@ -5,6 +5,8 @@
   ``$NETINV_CACHE`` and ``~``, so a committed record names no machine path.
 - ``save_figure``: PNG and PDF written atomically; ``show_and_save`` also shows the figure (the
   notebooks' one call per figure).
+- ``merge_datasets``: a run over some datasets keeps the other datasets' entries of the record it
+  replaces (same profile only), so one dataset can be regenerated without redoing the rest.
 - ``mean_std`` / ``format_pm``: mean and sample standard deviation (ddof = 1) over seeds,
   s = sqrt(sum_i (x_i - mean)^2 / (n - 1)), and their "m ± s" text.
 """
@@ -69,6 +71,26 @@ def show_and_save(fig, stem: str | Path) -> list[str]:
     paths = save_figure(fig, stem)
     plt.show()
     return paths
+
+
+def merge_datasets(record: dict, path: str | Path) -> dict:
+    """``record`` plus the ``datasets`` entries of the JSON at ``path`` that ``record`` lacks, when
+    that file exists and was made with the same ``profile``; otherwise ``record`` unchanged.
+    Entries in ``record`` always win; the merged record lists the kept ones in ``kept_from_previous``."""
+    path = Path(path)
+    if not path.exists():
+        return record
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return record
+    if old.get("profile") != record.get("profile"):
+        return record
+    kept = {k: v for k, v in old.get("datasets", {}).items() if k not in record["datasets"]}
+    if not kept:
+        return record
+    return {**record, "datasets": {**kept, **record["datasets"]},
+            "kept_from_previous": sorted(kept)}
 
 
 def mean_std(values, *, std_of_one: float | None = 0.0) -> dict:
