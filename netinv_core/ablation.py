@@ -15,6 +15,12 @@ Per setting and seed (definitions as in ``metrics`` and ``interpret``):
 - diversity: within-class feature cosine (and the real test images' value), pixel spread, clusters
   per class (``interpret.clusters_per_class``).
 Generators are cached by config, so an interrupted sweep resumes without retraining finished settings.
+
+``student_probe`` asks which setting teaches the most (issue 13): for each setting and seed, a
+``probes.SmallNet`` student trained only on ``n`` of its samples with the classifier's soft labels
+(``probes.student_accuracy``), scored on the real test set; the same student on ``n`` uniform-noise
+images is the floor and on ``n`` real training images the ceiling. Recorded in ``ablation.json``
+under ``datasets/<dataset>/student`` by ``python -m netinv_core.ablation student``.
 """
 from __future__ import annotations
 
@@ -140,3 +146,107 @@ def format_table(summary: list[dict]) -> str:
                      f"{pm(r, 'feature_cosine_inverted', '.3f')} ({r['feature_cosine_real']:.3f}) | "
                      f"{pm(r, 'pixel_spread_inverted', '.3f')} | {pm(r, 'clusters_per_class_mean', '.1f')} |")
     return "\n".join(lines)
+
+
+STUDENT_SETTINGS = ("default", "conditioning=label", "loss_off=alpha")
+
+
+def _parse_setting(label: str):
+    if label == "default":
+        return "default", None
+    factor, _, raw = label.partition("=")
+    values = {str(v): v for v in FACTORS.get(factor, ())}
+    if raw not in values:
+        raise ConfigError(f"unknown ablation setting {label!r}; use 'default' or factor=value with "
+                          f"factor in {sorted(FACTORS)} (e.g. conditioning=label, loss_off=alpha)")
+    return factor, values[raw]
+
+
+def student_probe(dataset: str, profile="quick", *, settings=STUDENT_SETTINGS, seeds=(0, 1, 2),
+                  n_samples: int | None = None, epochs: int = 3, device="cpu", progress=True,
+                  seed: int = 11) -> dict:
+    """The student probe per ablation setting (module docstring); generators come from the same
+    cache as ``run_ablation``. Returns ``{"n_samples", "epochs", "architecture", "settings": [{"setting",
+    "seeds", "accuracy": [...], "accuracy_mean", "accuracy_std"}], "noise_accuracy", "real_accuracy"}``."""
+    from .data import load_dataset
+    from .figure2 import STUDENT_SAMPLES
+    from .probes import SMALLNET, student_accuracy
+
+    prof = get_profile(profile)
+    parsed = [(label, *_parse_setting(label)) for label in settings]
+    n = n_samples or STUDENT_SAMPLES.get(prof.name, 20000)
+    clf = get_classifier(classifier_config(dataset, prof), device=device, progress=progress)
+    train, test = load_dataset(dataset, "train"), load_dataset(dataset, "test")
+    rows = []
+    for label, factor, value in parsed:
+        accs = []
+        for s in seeds:
+            cfg = setting_config(prof.generator_config(seed=s), factor, value)
+            gen = get_generator(clf, cfg, device=device, progress=progress,
+                                checkpoint_every=prof.checkpoint_every, eval_samples=prof.eval_samples)
+            x, _ = generate(gen.model, n, seed=seed + 1, keep_dropout=cfg.dropout_at_generation)
+            accs.append(student_accuracy(clf.model, x, test, epochs=epochs, seed=seed, device=device))
+        ms = mean_std(accs)
+        rows.append({"setting": label, "seeds": list(seeds), "accuracy": accs,
+                     "accuracy_mean": ms["mean"], "accuracy_std": ms["std"]})
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.rand((n, *test.image_shape), generator=g)
+    idx = torch.randperm(len(train), generator=g)[:n]
+    return {"n_samples": n, "epochs": epochs, "architecture": SMALLNET, "settings": rows,
+            "noise_accuracy": student_accuracy(clf.model, noise, test, epochs=epochs, seed=seed,
+                                               device=device),
+            "real_accuracy": student_accuracy(clf.model, train.images(idx), test, epochs=epochs,
+                                              seed=seed, device=device),
+            "real_n": len(idx)}
+
+
+def main(argv=None) -> int:
+    """``python -m netinv_core.ablation student ...``; a ``NetinvError`` prints one line, exit 2."""
+    import sys
+
+    from .errors import NetinvError
+
+    try:
+        _student_cli(argv)
+    except NetinvError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _student_cli(argv=None):
+    import argparse
+    import json
+    from pathlib import Path
+
+    from .results import save_json
+
+    ap = argparse.ArgumentParser(prog="python -m netinv_core.ablation",
+                                 description="Add the student probe per ablation setting to ablation.json.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("student", help="student probe per setting -> <json>#/datasets/<dataset>/student")
+    st.add_argument("--dataset", required=True)
+    st.add_argument("--profile", default="quick")
+    st.add_argument("--settings", nargs="+", default=list(STUDENT_SETTINGS))
+    st.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    st.add_argument("--n-samples", type=int, default=None)
+    st.add_argument("--json", default="figures/ablation.json")
+    a = ap.parse_args(argv)
+    for label in a.settings:          # bad settings fail before anything is trained
+        _parse_setting(label)
+    path = Path(a.json)
+    record = json.loads(path.read_text()) if path.exists() else {"profile": a.profile, "datasets": {}}
+    if record.get("profile") != a.profile:
+        raise ConfigError(f"{path} was made with profile {record.get('profile')!r}, not {a.profile!r}; "
+                          f"pass --json with another file")
+    res = student_probe(a.dataset, a.profile, settings=a.settings, seeds=tuple(a.seeds),
+                        n_samples=a.n_samples)
+    record.setdefault("datasets", {}).setdefault(a.dataset, {})["student"] = res
+    save_json(record, path)
+    for r in res["settings"]:
+        print(f"{a.dataset} {r['setting']:>20s}: student {r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f}")
+    print(f"{a.dataset} floor (noise) {res['noise_accuracy']:.4f}, ceiling (real) {res['real_accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -309,7 +309,8 @@ def c_dropout(src):
 def c_cosine_term(src):
     def sweep(src, ds):
         rows = src.get(f"fig3_interpretability.json#/datasets/{ds}/gamma_sweep")
-        return " (gamma sweep, seed 0: " + ", ".join(
+        n = min(r.get("n_seeds", 1) for r in rows)
+        return f" (gamma sweep, {'seed 0' if n == 1 else f'mean over {n} seeds'}: " + ", ".join(
             f"{r['gamma']:g}: {r['feature_cosine_inverted']:.3f}" for r in rows) + ")"
     return _diversity_claim(src, "default", "loss_off=gamma", "with cosine", "without", sweep)
 
@@ -418,8 +419,22 @@ def c_learns_distribution(src):
         seeds.append(len(inv))
         parts.append(f"{NAMES[ds]}: student trained on {n} inverted samples (soft labels) scores "
                      f"{', '.join(_pct(a) for a in inv)} on real test images; uniform noise "
-                     f"{_pct(noise)}, {n} real training images {_pct(real)}")
+                     f"{_pct(noise)}, {n} real training images {_pct(real)}"
+                     + _ablation_students(src, ds))
     return combine(per_ds), "; ".join(parts), min(seeds)
+
+
+def _ablation_students(src, ds) -> str:
+    """Which ablation setting teaches the best student (``ablation.student_probe``), when recorded."""
+    base = f"ablation.json#/datasets/{ds}/student"
+    src._load("ablation.json")
+    if not src.has(base):
+        return ""
+    rows = src.get(f"{base}/settings")
+    best = max(rows, key=lambda r: r["accuracy_mean"])
+    return (" (by ablation setting, mean ± std over seeds: "
+            + ", ".join(f"{r['setting']} {_pct(r['accuracy_mean'])} ± {_pct(r['accuracy_std'])}"
+                        for r in rows) + f"; best: {best['setting']})")
 
 
 def c_pca_spread(src):

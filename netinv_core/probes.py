@@ -125,7 +125,8 @@ def student_accuracy(teacher: nn.Module, images: torch.Tensor, test: ImageData, 
                      seed: int = 0, device="cpu") -> float:
     """Test accuracy of a fresh ``SmallNet`` trained on ``images`` with the teacher's soft labels."""
     soft = predict(teacher, images, device)
-    torch.manual_seed(seed)
-    student = SmallNet(test.image_shape, test.num_classes)
+    with torch.random.fork_rng(devices=[]):   # the student's initialisation; the caller's RNG is kept
+        torch.manual_seed(seed)
+        student = SmallNet(test.image_shape, test.num_classes)
     _train(student, images, soft, epochs=epochs, seed=seed, device=device)
     return accuracy(student, test, device)

@@ -45,3 +45,34 @@ def test_summarize_mean_std_and_never():
     assert r["inversion_accuracy_mean"] == pytest.approx(0.95)
     assert r["inversion_accuracy_std"] == pytest.approx(0.05)
     assert r["steps_to_95_mean"] == pytest.approx(200) and r["reached_95"] == 2
+
+
+def test_student_cli_rejects_unknown_setting_before_training(tmp_path, capsys):
+    from netinv_core.ablation import main
+
+    assert main(["student", "--dataset", "digits", "--profile", "smoke", "--settings",
+                 "conditioning=foo", "--json", str(tmp_path / "a.json")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown ablation setting 'conditioning=foo'" in err and "Traceback" not in err
+    assert not (tmp_path / "a.json").exists()
+
+
+def test_student_probe_records_floor_and_ceiling(tmp_path, monkeypatch):
+    """Smoke-size student probe: per setting one accuracy per seed, with the noise floor and the
+    real-image ceiling beside them, written into the ablation JSON under datasets/<ds>/student."""
+    import json
+
+    from netinv_core.ablation import main
+
+    monkeypatch.setenv("NETINV_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "ablation.json"
+    out.write_text(json.dumps({"profile": "smoke", "datasets": {"digits": {"summary": []}}}))
+    assert main(["student", "--dataset", "digits", "--profile", "smoke", "--settings", "default",
+                 "conditioning=label", "--seeds", "0", "--n-samples", "300", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())["datasets"]["digits"]
+    assert rec["summary"] == []                      # the rest of the record is kept
+    st = rec["student"]
+    assert [r["setting"] for r in st["settings"]] == ["default", "conditioning=label"]
+    assert all(len(r["accuracy"]) == 1 and 0.0 <= r["accuracy_mean"] <= 1.0 for r in st["settings"])
+    assert 0.0 <= st["noise_accuracy"] <= 1.0 and 0.0 <= st["real_accuracy"] <= 1.0
+    assert st["n_samples"] == 300

@@ -140,3 +140,53 @@ def test_calibrated_clusters_tell_generators_from_a_gaussian():
     assert clusters_fair_verdict(res1, res) == "supported as generator clusters"
     assert clusters_fair_verdict(res, res) == "supported"
     assert clusters_fair_verdict(res1, {**res1, "ari_mean": 0.0, "ari_k_groups_mean": 0.0}) == "refuted"
+
+
+def _figs_copy(tmp_path):
+    shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
+    return tmp_path / "figs"
+
+
+def _edit(path, fn):
+    d = json.loads(path.read_text())
+    fn(d)
+    path.write_text(json.dumps(d))
+
+
+def test_student_row_reads_the_ablation_students(tmp_path):
+    figs = _figs_copy(tmp_path)
+    student = {"inverted_accuracy": [0.5, 0.52, 0.48], "noise_accuracy": 0.1, "real_accuracy": 0.97,
+               "n_samples": 20000}
+    abl = {"settings": [{"setting": "default", "accuracy_mean": 0.5, "accuracy_std": 0.02},
+                        {"setting": "conditioning=label", "accuracy_mean": 0.8, "accuracy_std": 0.01}]}
+
+    def fig2(d):
+        for ds in ("mnist", "fashionmnist"):
+            d["datasets"][ds]["student"] = student
+
+    def ablation(d):
+        d["datasets"]["mnist"]["student"] = abl
+    _edit(figs / "fig2_inversion.json", fig2)
+    _edit(figs / "ablation.json", ablation)
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["learns_input_distribution"]
+    assert row["verdict"] == "partly" and row["seeds"] == 3
+    assert "best: conditioning=label" in row["evidence"] and "80.0%" in row["evidence"]
+    assert "ablation.json#/datasets/mnist/student/settings" in row["source"]
+
+
+def test_cluster_row_uses_the_calibrated_sweep_over_seeds(tmp_path):
+    """With classes_above_null per gamma (mean over 3 seeds) the row has 3 seeds; 9/10 classes
+    above the null at gamma 30 and 2/10 at gamma 0 is 'supported'."""
+    figs = _figs_copy(tmp_path)
+
+    def fig3(d):
+        for ds in ("mnist",):
+            r = d["datasets"][ds]
+            r["gamma_sweep"] = [{"gamma": g, "clusters_per_class_mean": 1.0, "n_seeds": 3,
+                                 "feature_cosine_inverted": 0.7, "classes_above_null": a} for g, a in ((0.0, 2.0), (30.0, 9.0))]
+            r["clusters_fair"]["layer_gamma"] = [
+                {"layer": "penultimate.0", "gamma": 30.0, "classes_above_null": 0}]
+    _edit(figs / "fig3_interpretability.json", fig3)
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["cosine_more_clusters"]
+    assert row["verdict"] == "supported" and row["seeds"] == 3
+    assert "gamma 30: 9.0/10" in row["evidence"]
