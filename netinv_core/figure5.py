@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -26,6 +26,26 @@ from .pipeline import get_classifier, get_generator
 from .results import mean_std
 from .reconstruct import (DEFAULT_SAMPLING, PerSampleGradNorm, get_reconstructor,
                           recon_generator, reconstruction_step)
+
+
+@dataclass
+class ReconTensors:
+    """What Figure 5 draws for one training-set size (never recorded to JSON).
+
+    ``images``: per reconstruction generator ``(x, y)``; ``inversion_images``: plain inversion's
+    ``(x, y)`` (``(None, None)`` when not run); ``matches``: generator 0's nearest training / held-out
+    indices and NCC; ``train_x`` / ``test_x``: the pools those indices point into; ``ncc`` / ``inv_ncc``:
+    NCC to the nearest training / held-out image (``{"ncc_train", "ncc_test"}`` arrays) of all
+    reconstructions and of plain inversion (None when not run); ``train_images_per_class``: one
+    training image per class."""
+    images: list
+    inversion_images: tuple
+    matches: dict
+    train_x: torch.Tensor
+    test_x: torch.Tensor
+    ncc: dict
+    inv_ncc: dict | None
+    train_images_per_class: list
 
 
 # the paper's training-set sizes (Section 5.3)
@@ -132,15 +152,14 @@ def reconstruction_experiment(dataset: str, train_size: int, profile="quick", *,
             "reconstruction": [_strip(r) for r in reports],
             "summary": summary, "plain_inversion": _strip(inv_rep),
             "seconds": time.perf_counter() - t0,
-            # tensors for the figures (not recorded to JSON)
-            "_images": gens, "_inversion_images": (xi, yi),
-            "_matches": reports[0]["_matches"], "_train_x": train_x,
-            "_test_x": judge.data.heldout_x,
-            "_ncc": {k: torch.cat([r["_matches"][k] for r in reports]).numpy()
+            "tensors": ReconTensors(
+                images=gens, inversion_images=(xi, yi), matches=reports[0]["_matches"],
+                train_x=train_x, test_x=judge.data.heldout_x,
+                ncc={k: torch.cat([r["_matches"][k] for r in reports]).numpy()
                      for k in ("ncc_train", "ncc_test")},
-            "_inv_ncc": ({k: inv_rep["_matches"][k].numpy() for k in ("ncc_train", "ncc_test")}
+                inv_ncc=({k: inv_rep["_matches"][k].numpy() for k in ("ncc_train", "ncc_test")}
                          if plain_inversion else None),
-            "_train_images_per_class": [train_x[judge.data.train_y == c][0] for c in range(n_cls)]}
+                train_images_per_class=[train_x[judge.data.train_y == c][0] for c in range(n_cls)])}
 
 
 def step_time_ratio(dataset: str = "mnist", profile="quick", *, repeats: int = 5, device="cpu",
@@ -188,7 +207,7 @@ def step_time_ratio(dataset: str = "mnist", profile="quick", *, repeats: int = 5
 
 def strip_record(result: dict) -> dict:
     """``reconstruction_experiment`` output without its tensors (JSON-able)."""
-    return {k: v for k, v in result.items() if not k.startswith("_")}
+    return {k: v for k, v in result.items() if k != "tensors"}
 
 
 def format_recon_table(records: list[dict]) -> str:

@@ -172,7 +172,7 @@ def evaluate_attempt(model, base, train, test, sets: dict, *, device="cpu", seed
     preprocessing), and with ``extras`` the evaluation-only checks of the module doc."""
     own_sets = own_sets or {}
     both = {**sets, **{f"{k}@own": v for k, v in own_sets.items()}}
-    res = evaluate_ood(model, base, train, test, both, device=device, seed=seed)
+    res, _ = evaluate_ood(model, base, train, test, both, device=device, seed=seed)
     own = {k[:-4]: res["ood"].pop(k) for k in list(res["ood"]) if k.endswith("@own")}
     out = {"in_distribution_accuracy": res["in_distribution_accuracy"],
            "baseline_accuracy": res["baseline_accuracy"],

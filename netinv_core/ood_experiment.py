@@ -10,7 +10,7 @@ resizing with antialiasing (28 <-> 32). Any other channel count is an error.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -70,12 +70,32 @@ def _logits_feats(model, x: torch.Tensor, device, batch_size: int = 1000):
     return torch.cat(lg), torch.cat(ft)
 
 
+@dataclass
+class OODConfidences:
+    """Confidence max_{c<N} p_c of one garbage-class model (the histograms; never recorded):
+    ``in_kept``: in-distribution test images it keeps (not sent to garbage); per OOD set name,
+    ``out_kept``: OOD images it keeps (misclassified OOD) and ``out_garbage``: those it sends to
+    garbage."""
+    in_kept: np.ndarray
+    out_kept: dict = field(default_factory=dict)
+    out_garbage: dict = field(default_factory=dict)
+
+
+@dataclass
+class OODTensors:
+    """What the Section 5.2 figures draw for one training set (never recorded): the confidences of
+    each seed, and the first seed's garbage examples per epoch (float images in [0, 1])."""
+    confidences: list
+    examples: dict
+
+
 def evaluate_ood(garbage_model, baseline_model, train: ImageData, test: ImageData,
                  ood_sets: dict[str, torch.Tensor], *, device="cpu",
-                 mahalanobis_fit: int = 10000, seed: int = 0) -> dict:
+                 mahalanobis_fit: int = 10000, seed: int = 0) -> tuple[dict, OODConfidences]:
     """Numbers for one training set: in-distribution accuracy, garbage rate per OOD set, the
     paper's confidence claim, and AUROC / AUPR-IN / AUPR-OUT / FPR95 for the garbage score and
-    the MSP, energy and Mahalanobis baselines (``ood_sets``: name -> images already converted)."""
+    the MSP, energy and Mahalanobis baselines (``ood_sets``: name -> images already converted).
+    Returns ``(numbers, confidences)``: a JSON-able dict and the raw ``OODConfidences``."""
     n_cls = test.num_classes
     x_in = test.images()
     lg_in, _ = _logits_feats(garbage_model, x_in, device)
@@ -94,6 +114,7 @@ def evaluate_ood(garbage_model, baseline_model, train: ImageData, test: ImageDat
            "in_distribution_garbage_rate": (~kept_in).float().mean().item(),
            "least_confident_in_distribution": conf_in[kept_in].min().item() if kept_in.any() else None,
            "ood": {}}
+    conf = OODConfidences(in_kept=conf_in[kept_in].numpy())
     for name, x_out in ood_sets.items():
         lg_out, _ = _logits_feats(garbage_model, x_out, device)
         pred_out = lg_out.argmax(1)
@@ -111,11 +132,10 @@ def evaluate_ood(garbage_model, baseline_model, train: ImageData, test: ImageDat
             "clear_threshold": (None if least is None else
                                 (most_conf is None or least > most_conf)),
             "methods": {m: ood_metrics(scores_in[m], scores_out[m]) for m in scores_in},
-            # raw arrays for the histograms (dropped from the JSON record)
-            "confidence_in": conf_in[kept_in].numpy(), "confidence_out": conf_out[missed].numpy(),
-            "confidence_out_garbage": conf_out[~missed].numpy(),
         }
-    return out
+        conf.out_kept[name] = conf_out[missed].numpy()
+        conf.out_garbage[name] = conf_out[~missed].numpy()
+    return out, conf
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +200,7 @@ def run_ood(train_name: str, profile="quick", *, seeds=(0, 1, 2), device=None, p
     train, test = load_dataset(train_name, "train"), load_dataset(train_name, "test")
     st = prof.ood
     sets, skipped = ood_sets_for(train_name, train.image_shape, st.ood_samples)
-    per_seed, examples, histories = [], None, []
+    per_seed, confidences, examples, histories = [], [], None, []
     t0 = time.perf_counter()
     for seed in seeds:
         cfg = ood_config(train_name, prof, seed)
@@ -190,21 +210,22 @@ def run_ood(train_name: str, profile="quick", *, seeds=(0, 1, 2), device=None, p
         model, hist, ex = garb.model, garb.history, garb.extras["examples"]
         base = get_classifier(classifier_config(train_name, prof, seed=seed), device=device,
                               progress=progress, train_missing=train_missing)
-        res = evaluate_ood(model, base.model, train, test, sets, device=device, seed=seed)
+        res, conf = evaluate_ood(model, base.model, train, test, sets, device=device, seed=seed)
         res["seed"] = seed
         per_seed.append(res)
+        confidences.append(conf)
         histories.append(hist)
         if examples is None:  # uint8 as stored -> float images in [0, 1] for plotting
             examples = {e: v.float() / 255 for e, v in ex.items()}
     return {"train": train_name, "profile": prof.name, "seeds": list(seeds),
             "classes": list(train.classes), "ood_sets": sorted(sets), "skipped": skipped,
             "per_seed": per_seed, "summary": summarize_ood(per_seed), "histories": histories,
-            "examples": examples, "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0,
+            "tensors": OODTensors(confidences=confidences, examples=examples)}
 
 
 def summarize_ood(per_seed: list[dict]) -> dict:
-    """Mean and std over seeds of every number ``evaluate_ood`` returns (the raw confidences are
-    dropped)."""
+    """Mean and std over seeds of every number ``evaluate_ood`` returns."""
     first = per_seed[0]
     out = {k: mean_std([r[k] for r in per_seed]) for k in
            ("in_distribution_accuracy", "baseline_accuracy", "in_distribution_garbage_rate",
@@ -225,15 +246,8 @@ def summarize_ood(per_seed: list[dict]) -> dict:
 
 
 def record(result: dict) -> dict:
-    """A JSON-able record of ``run_ood`` output (raw confidences and images dropped)."""
-    def strip(r):
-        r = dict(r)
-        r["ood"] = {k: {kk: vv for kk, vv in v.items() if not kk.startswith("confidence_")}
-                    for k, v in r["ood"].items()}
-        return r
-    keep = {k: v for k, v in result.items() if k not in ("per_seed", "examples")}
-    keep["per_seed"] = [strip(r) for r in result["per_seed"]]
-    return keep
+    """A JSON-able record of ``run_ood`` output (its ``tensors`` dropped)."""
+    return {k: v for k, v in result.items() if k != "tensors"}
 
 
 def paper_table(records: dict[str, dict]) -> dict:

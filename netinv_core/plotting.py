@@ -195,25 +195,24 @@ def ablation_plot(summary: list[dict], *, title=""):
     return fig
 
 
-def ood_histograms(per_seed: dict, names, *, title=""):
-    """Confidence max_{c<N} p_c of the garbage-class classifier: in-distribution test images the
-    classifier keeps vs the OOD samples it does not send to garbage, one panel per OOD set; the
-    dashed line is the least confident kept in-distribution sample (the paper's threshold)."""
+def ood_histograms(conf, numbers: dict, names, *, title=""):
+    """Confidence max_{c<N} p_c of the garbage-class classifier (``conf``: an
+    ``ood_experiment.OODConfidences``): in-distribution test images the classifier keeps vs the OOD
+    samples it does not send to garbage, one panel per OOD set; ``numbers`` is the same seed's
+    ``evaluate_ood`` record (garbage rates; the dashed line is its least confident kept
+    in-distribution sample, the paper's threshold)."""
     import numpy as np
 
     fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.6), squeeze=False)
-    least = per_seed["least_confident_in_distribution"]
+    least = numbers["least_confident_in_distribution"]
     bins = np.linspace(0, 1, 41)
     for ax, name in zip(axes[0], names):
-        o = per_seed["ood"][name]
-        c_in = np.asarray(o["confidence_in"])
-        c_out = np.asarray(o["confidence_out"])
-        c_garb = np.asarray(o["confidence_out_garbage"])
-        ax.hist(c_in, bins=bins, alpha=0.55, label="in-distribution test, kept", color="tab:blue",
-                log=True)
-        ax.hist(c_garb, bins=bins, alpha=0.45, color="tab:gray", log=True,
+        o = numbers["ood"][name]
+        ax.hist(conf.in_kept, bins=bins, alpha=0.55, label="in-distribution test, kept",
+                color="tab:blue", log=True)
+        ax.hist(conf.out_garbage[name], bins=bins, alpha=0.45, color="tab:gray", log=True,
                 label=f"{name} sent to garbage ({o['garbage_rate']:.1%})")
-        ax.hist(c_out, bins=bins, alpha=0.7, color="tab:red", log=True,
+        ax.hist(conf.out_kept[name], bins=bins, alpha=0.7, color="tab:red", log=True,
                 label=f"{name} kept (misclassified OOD)")
         if least is not None:
             ax.axvline(least, ls="--", color="k", lw=1, label=f"least confident ID kept {least:.3f}")
@@ -237,13 +236,14 @@ def ncc_distributions(results: list[dict], *, title=""):
     fig, ax = plt.subplots(figsize=(2.6 * len(results) + 2, 3.8))
     data, labels, colors = [], [], []
     for r in results:
-        for src, kind, key, color in (("_ncc", "recon train", "ncc_train", "tab:blue"),
-                                      ("_ncc", "recon test", "ncc_test", "tab:orange"),
-                                      ("_inv_ncc", "inv. train", "ncc_train", "tab:cyan"),
-                                      ("_inv_ncc", "inv. test", "ncc_test", "tab:red")):
-            if r.get(src) is None:
+        t = r["tensors"]
+        for src, kind, key, color in ((t.ncc, "recon train", "ncc_train", "tab:blue"),
+                                      (t.ncc, "recon test", "ncc_test", "tab:orange"),
+                                      (t.inv_ncc, "inv. train", "ncc_train", "tab:cyan"),
+                                      (t.inv_ncc, "inv. test", "ncc_test", "tab:red")):
+            if src is None:
                 continue
-            data.append(np.asarray(r[src][key]))
+            data.append(np.asarray(src[key]))
             labels.append(f"{r['train_size']}\n{kind}")
             colors.append(color)
     parts = ax.boxplot(data, patch_artist=True, showfliers=False)
@@ -260,7 +260,7 @@ def ncc_distributions(results: list[dict], *, title=""):
     ax.set_ylabel("NCC to nearest image of the class")
     ax.set_xlabel("training-set size / generator / pool")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="center right")
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -282,11 +282,11 @@ def figure5_grid(results: list[dict], class_names, *, title="", stretched: bool 
     columns, titles = [], []
     f = stretch if stretched else (lambda t: t)
     for r in results:
-        for j, (x, y) in enumerate(r["_images"]):
+        for j, (x, y) in enumerate(r["tensors"].images):
             columns.append(f(torch.stack([x[torch.nonzero(y == c).flatten()[0]]
                                           for c in range(len(class_names))])))
             titles.append(f"n={r['train_size']}\ng{j}")
-    columns.append(f(torch.stack(results[0]["_train_images_per_class"])))
+    columns.append(f(torch.stack(results[0]["tensors"].train_images_per_class)))
     titles.append("train\nimage")
     return inversion_grid(columns, class_names, title=title, column_titles=titles)
 
@@ -302,15 +302,16 @@ def attempts_grid(columns: list[torch.Tensor], names: list[str], class_names, *,
 def nearest_grid(result: dict, class_names, per_class: int = 2, *, title=""):
     """Reconstructions (generator 0) next to their nearest training image and nearest held-out
     test image (NCC)."""
-    x, y = result["_images"][0]
-    m = result["_matches"]
+    t = result["tensors"]
+    x, y = t.images[0]
+    m = t.matches
     cols = [[] for _ in range(3 * per_class)]
     for c in range(len(class_names)):
         idx = torch.nonzero(y == c).flatten()[:per_class]
         for j, i in enumerate(idx.tolist()):
             cols[3 * j].append(x[i])
-            cols[3 * j + 1].append(result["_train_x"][m["train_index"][i]])
-            cols[3 * j + 2].append(result["_test_x"][m["test_index"][i]])
+            cols[3 * j + 1].append(t.train_x[m["train_index"][i]])
+            cols[3 * j + 2].append(t.test_x[m["test_index"][i]])
     titles = []
     for j in range(per_class):
         titles += ["recon", "nearest\ntrain", "nearest\ntest"]

@@ -36,3 +36,31 @@ def test_mean_std():
     assert mean_std([None]) == {"mean": None, "std": None}
     assert format_pm({"mean": 0.5, "std": 0.25}, "{:.2f}") == "0.50 ± 0.25"
     assert format_pm({"mean": None, "std": None}) == "n/a"
+
+
+def test_plotting_reads_typed_fields_not_experiment_internals():
+    """Plotting takes the experiments' typed tensor objects (figure5.ReconTensors,
+    ood_experiment.OODConfidences), not underscore keys or raw-confidence keys of their dicts."""
+    import inspect
+
+    from netinv_core import plotting
+
+    src = inspect.getsource(plotting)
+    for key in ('"_images"', '"_matches"', '"_train_x"', '"_test_x"', '"_ncc"', '"_inv_ncc"',
+                '"_train_images_per_class"', '"confidence_in"', '"confidence_out', '"examples"'):
+        assert key not in src, key
+
+
+def test_experiment_records_are_json_without_their_tensors():
+    import json
+
+    import numpy as np
+
+    from netinv_core.figure5 import ReconTensors, strip_record
+    from netinv_core.ood_experiment import OODConfidences, OODTensors, record
+
+    t = ReconTensors(images=[], inversion_images=(None, None), matches={}, train_x=None,
+                     test_x=None, ncc={}, inv_ncc=None, train_images_per_class=[])
+    assert strip_record({"train_size": 3, "tensors": t}) == {"train_size": 3}
+    o = OODTensors(confidences=[OODConfidences(in_kept=np.zeros(2))], examples={})
+    assert json.dumps(record({"train": "mnist", "per_seed": [{"ood": {}}], "tensors": o}))
