@@ -18,54 +18,13 @@ value the ``quick``/``smoke`` profiles shrink names the ``paper`` value beside i
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Mapping
 
+from .checks import (CONDITIONINGS, DATASETS, LOSS_TERM_LABELS, LOSS_TERMS,  # noqa: F401
+                     PRECISIONS, check_conditioning, check_dataset, check_int, check_lr,
+                     check_rate, check_weight)
 from .errors import ConfigError
-
-DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10", "digits")
-CONDITIONINGS = ("label", "vector", "matrix", "vector_matrix")
-LOSS_TERMS = ("alpha", "beta", "gamma", "delta")
-# how the loss terms are written for people (slider labels, error messages)
-LOSS_TERM_LABELS = {"alpha": "KL", "beta": "CE", "gamma": "cosine", "delta": "orthogonality"}
-PRECISIONS = ("fp32", "bf16")
-
-
-def _check_weight(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(
-            f"loss weight {name}={value!r} is not a number; give a finite float >= 0, e.g. {name}=1.0")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(
-            f"loss weight {name}={value!r} must be finite and >= 0 (use 0 to switch the term off)")
-    return value
-
-
-def check_int(name: str, value: Any, minimum: int = 0, hint: str = "") -> int:
-    """``value`` if it is an int >= ``minimum`` (not a bool, str or float), else ``ConfigError``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name}={value!r} is a {type(value).__name__}; give a whole number "
-                          f">= {minimum}, e.g. {name}={max(minimum, 1)}{hint}")
-    if value < minimum:
-        raise ConfigError(f"{name}={value!r} must be >= {minimum}{hint}")
-    return value
-
-
-def check_rate(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
-    """A float in [low, high) (a dropout probability), else ``ConfigError``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < high:
-        raise ConfigError(f"{name}={value!r} must be a number in [{low:g}, {high:g})")
-    return float(value)
-
-
-def check_lr(value: Any) -> float:
-    """A learning rate: a finite float > 0, else ``ConfigError``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value <= 0:
-        raise ConfigError(f"lr={value!r} must be a finite number > 0, e.g. lr=1e-3")
-    return float(value)
 
 
 def check_weights(weights: Any) -> "LossWeights":
@@ -81,19 +40,6 @@ def check_weights(weights: Any) -> "LossWeights":
         return LossWeights(**weights)
     raise ConfigError(f"weights must be a LossWeights or a dict like {{'alpha': 5.0}}, got "
                       f"{type(weights).__name__}")
-
-
-def check_dataset(name: str) -> str:
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
-    return name
-
-
-def check_conditioning(name: str) -> str:
-    if name not in CONDITIONINGS:
-        raise ConfigError(f"unknown conditioning {name!r}; choose one of {list(CONDITIONINGS)}")
-    return name
-
 
 
 @dataclass(frozen=True)
@@ -112,7 +58,7 @@ class LossWeights:
 
     def __post_init__(self):
         for f in fields(self):
-            object.__setattr__(self, f.name, _check_weight(f.name, getattr(self, f.name)))
+            object.__setattr__(self, f.name, check_weight(f.name, getattr(self, f.name)))
 
 
 @dataclass(frozen=True)
@@ -208,7 +154,7 @@ class ReconWeights:
 
     def __post_init__(self):
         for f in fields(self):
-            object.__setattr__(self, f.name, _check_weight(f.name, getattr(self, f.name)))
+            object.__setattr__(self, f.name, check_weight(f.name, getattr(self, f.name)))
 
 
 PERTURBATIONS = ("uniform", "sign")   # ReconConfig.perturbation

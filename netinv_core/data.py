@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import check_dataset
+from .checks import check_dataset
 from .errors import ConfigError, DataUnavailableError
 
 IMAGE_SHAPES = {

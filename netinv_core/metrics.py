@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import ImageData
-from .config import check_int
+from .checks import check_int
 from .errors import ShapeError
 from .generator import Generator, generate
 from .inversion import FeatureTap, check_classifier_input, frozen

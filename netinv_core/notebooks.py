@@ -87,7 +87,7 @@ def _type_ok(value, default) -> bool:
 
 
 def _seeds(name, v):
-    from .config import check_int
+    from .checks import check_int
     if not isinstance(v, (list, tuple)) or not v:
         raise ConfigError(f"{name}={v!r} must be a non-empty list of seeds, e.g. [0, 1, 2]")
     for s in v:
@@ -95,7 +95,7 @@ def _seeds(name, v):
 
 
 def _per_dataset(name, v, check_item):
-    from .config import check_dataset
+    from .checks import check_dataset
     for k, items in v.items():
         check_dataset(k)
         if not isinstance(items, (list, tuple)) or not items:
@@ -108,8 +108,8 @@ def _value_checks():
     """``{parameter name: check(name, value)}`` for every notebook parameter (run_all.sh and the
     tests pass any of them); each check raises ``ConfigError`` with what to pass instead."""
     from .ablation import parse_spec
-    from .config import (_check_weight, check_conditioning, check_dataset, check_int, check_rate,
-                         get_profile)
+    from .checks import check_conditioning, check_dataset, check_int, check_rate, check_weight
+    from .config import get_profile
 
     def datasets(name, v):
         for d in v:
@@ -128,8 +128,8 @@ def _value_checks():
         "profile": lambda n, v: get_profile(v),
         "dataset": lambda n, v: v == "" or check_dataset(v),  # "": the profile's first
         "datasets": datasets, "train_sets": datasets,
-        **{w: _check_weight for w in ("alpha", "beta", "gamma", "delta")},
-        "gammas": lambda n, v: [_check_weight("gamma", g) for g in v],
+        **{w: check_weight for w in ("alpha", "beta", "gamma", "delta")},
+        "gammas": lambda n, v: [check_weight("gamma", g) for g in v],
         "conditioning": lambda n, v: check_conditioning(v),
         "dropout": lambda n, v: check_rate(n, v),
         # 0 = the profile's value
@@ -144,7 +144,7 @@ def _value_checks():
         "n_null": lambda n, v: check_int(n, v, 2, " (the null's 95th percentile needs draws)"),
         "fair": lambda n, v: None,          # a bool; the type check is enough
         "probe_datasets": lambda n, v: [check_dataset(d) for d in v],
-        "probe_gammas": lambda n, v: [_check_weight("gamma", g) for g in v],
+        "probe_gammas": lambda n, v: [check_weight("gamma", g) for g in v],
         "seeds": _seeds,
         "seeds_per_set": lambda n, v: _per_dataset(n, v, lambda s: check_int("seed", s, 0)),
         "train_sizes": lambda n, v: _per_dataset(n, v, lambda s: check_int("train size", s, 1)),
