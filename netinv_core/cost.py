@@ -4,14 +4,14 @@
 
 Two parts:
 
-1. **Unit costs, measured here**: a few optimiser steps of every kind of training the notebooks
-   run (classifier step at batch 128, inversion step, reconstruction step, each at the profile's
-   batch and width, for 1x28x28 and 3x32x32 images; an (N+1)-class garbage classifier step costs
-   the same as an N-class step), the classifier forward per image (evaluation, generation), and
-   the analysis steps at the profile's sizes (t-SNE and UMAP, k-means clusters, the SAE, nearest-
-   image matching against the full training pool, the OOD evaluation). Training steps use
-   random weights: their time does not depend on the values. Each unit is the median of a few
-   repetitions after one warm-up; its FLOPs are counted with ``FlopCounterMode``.
+1. **Unit costs, measured here** (``netinv_core.cost_units``): a few optimiser steps of every kind
+   of training the notebooks run (classifier step at batch 128, inversion step, reconstruction
+   step, each at the profile's batch and width, for 1x28x28 and 3x32x32 images; an (N+1)-class
+   garbage classifier step costs the same as an N-class step), the classifier forward per image
+   (evaluation, generation), and the analysis steps at the profile's sizes (t-SNE and UMAP, k-means
+   clusters, the SAE, nearest-image matching against the full training pool, the OOD evaluation).
+   Training steps use random weights: their time does not depend on the values. Each unit is the
+   median of a few repetitions after one warm-up; its FLOPs are counted with ``FlopCounterMode``.
 2. **Counts, from the code's own settings**: how many of each unit every notebook runs for the
    profile (datasets, epochs, steps, seeds, generators, sample counts, as ``config``,
    ``Profile.ood``, ``Profile.recon``, ``figure5.TRAIN_SIZES`` and the notebooks' defaults set
@@ -30,15 +30,13 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import sys
 import time
-from dataclasses import replace
 
-import numpy as np
 import torch
 
-from .config import GeneratorConfig, get_profile
+from .config import get_profile
+from .cost_units import CPU_SECONDS, analysis_units, training_units
 from .errors import DataUnavailableError
 
 N_TRAIN = {"mnist": 60000, "fashionmnist": 60000, "cifar10": 50000, "svhn": 73257, "digits": 1257}
@@ -55,36 +53,6 @@ def _shape(ds):
     return IMAGE_SHAPES[ds]
 
 
-_CPU: dict = {}   # unit -> process CPU seconds per call / threads (the idle-machine estimate)
-
-
-def _time(fn, repeats: int = 3, device="cpu", name=None) -> float:
-    """Median wall seconds of ``fn`` over ``repeats`` calls after one warm-up call; the median
-    process CPU seconds / torch threads goes to ``_CPU[name]`` (what the call would take on an
-    idle machine, where the wall time of a shared machine is inflated by other jobs)."""
-    fn()
-    ts, cs = [], []
-    for _ in range(repeats):
-        if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
-        ts.append(time.perf_counter() - t)
-        cs.append(time.process_time() - c)
-    if name:
-        _CPU[name] = statistics.median(cs) / torch.get_num_threads()
-    return statistics.median(ts)
-
-
-def _flops(fn) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as fc:
-        fn()
-    return fc.get_total_flops() / 1e9
-
-
 def available(ds: str) -> bool:
     from .data import load_dataset
     try:
@@ -92,123 +60,6 @@ def available(ds: str) -> bool:
         return True
     except DataUnavailableError:
         return False
-
-
-# ---------------------------------------------------------------------------------------------
-# unit costs
-
-def training_units(profile, device="cpu", repeats: int = 3) -> dict:
-    """Seconds and GFLOP per optimiser step of each training kind, per image shape."""
-    import torch.nn.functional as F
-
-    from .classifier import Classifier
-    from .figure5 import recon_config
-    from .generator import Generator, generate
-    from .inversion import FeatureTap, frozen, inversion_step
-    from .reconstruct import PerSampleGradNorm, recon_generator, reconstruction_step
-
-    prof = get_profile(profile)
-    units = {}
-    for shape in ((1, 28, 28), (3, 32, 32)):
-        key = "x".join(map(str, shape))
-        torch.manual_seed(0)
-        clf = Classifier(shape, 10).to(device)
-        opt = torch.optim.Adam(clf.parameters())
-        x = torch.rand(128, *shape, device=device)
-        y = torch.randint(0, 10, (128,), device=device)
-
-        def clf_step():
-            loss = F.cross_entropy(clf(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss.item()
-        clf.train()
-        units[f"classifier_step/{key}"] = (_time(clf_step, repeats, device, f"classifier_step/{key}"),
-                                           _flops(clf_step))
-        clf.eval()
-        xb = torch.rand(1000, *shape, device=device)
-        with torch.no_grad():
-            fwd = lambda: clf(xb).sum().item()  # noqa: E731
-            units[f"forward_1000/{key}"] = (_time(fwd, repeats, device, f"forward_1000/{key}"),
-                                                _flops(fwd))
-
-        cfg = prof.generator_config(seed=0)
-        gen = Generator(10, shape, cfg).to(device).to(memory_format=torch.channels_last)
-        gopt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-        rng = torch.Generator().manual_seed(0)
-        tap = FeatureTap(clf)
-        with frozen(clf):
-            step = lambda: inversion_step(gen, gopt, tap, cfg, rng, device)  # noqa: E731
-            units[f"inversion_step/{key}"] = (_time(step, repeats, device, f"inversion_step/{key}"),
-                                                  _flops(step))
-            sample = lambda: generate(gen, 1000)[0].sum().item()  # noqa: E731
-            units[f"generate_1000/{key}"] = (
-                _time(sample, repeats, device, f"generate_1000/{key}"), _flops(sample))
-            gen.train()
-        tap.remove()
-
-        rcfg = recon_config(prof.name, 0)
-        rgen = recon_generator(10, shape, rcfg).to(device)
-        ropt = torch.optim.Adam(rgen.parameters(), lr=rcfg.lr, betas=(0.5, 0.999))
-        tap = FeatureTap(clf)
-        gn = PerSampleGradNorm(clf) if rcfg.weights.eta3 > 0 else None
-        with frozen(clf):
-            rstep = lambda: reconstruction_step(rgen, ropt, tap, rcfg, gn, rng, device)  # noqa: E731
-            units[f"reconstruction_step/{key}"] = (
-                _time(rstep, max(1, repeats - 1), device, f"reconstruction_step/{key}"),
-                _flops(rstep))
-        tap.remove()
-    return units
-
-
-def analysis_units(profile, device="cpu") -> dict:
-    """Seconds of the analysis steps at the sizes the profile's notebooks use (one run each)."""
-    from .interpret import clusters_per_class, embed_tsne, embed_umap, train_sae
-    from .ood import Mahalanobis
-    from .reconstruct import match_report
-
-    prof = get_profile(profile)
-    paper, smoke = prof.name == "paper", prof.name == "smoke"
-    n_embed = 10000 if paper else 1500       # t-SNE / UMAP points (issue 14: paper size 10000)
-    n_samples = 10000 if paper else 2000     # inverted samples analysed per generator
-    n_pool = 1257 if smoke else 60000        # training images: SAE features, matching pool
-    rng = np.random.default_rng(0)
-    # features with class structure, like the classifier's penultimate features
-    centers = rng.normal(size=(10, 128)).astype(np.float32)
-    labels = np.arange(max(n_samples, n_embed)) % 10
-    feats = (centers[labels] + rng.normal(size=(len(labels), 128))).astype(np.float32)
-    units = {}
-
-    def timed(name, fn):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        units[name] = (time.perf_counter() - t, None)
-        _CPU[name] = (time.process_time() - c) / torch.get_num_threads()
-        if time.perf_counter() - t > 60:
-            print(f"[cost] warning: {name} took {time.perf_counter() - t:.0f} s (> 60 s)",
-                  file=sys.stderr)
-
-    timed("tsne", lambda: embed_tsne(feats[:n_embed]))
-    timed("umap", lambda: embed_umap(feats[:n_embed]))
-    timed("clusters", lambda: clusters_per_class(feats[:n_samples], labels[:n_samples]))
-    train_feats = np.maximum(rng.normal(size=(n_pool, 128)), 0).astype(np.float32)
-    timed("sae_1_epoch", lambda: train_sae(train_feats, epochs=1))
-    # nearest-image matching: n_per_class x 10 reconstructions against the training pool and the
-    # test pool (size-matched per class, as match_report does)
-    n_rec = prof.recon.n_per_class * 10
-    n_test = 540 if smoke else 10000
-    g = torch.Generator().manual_seed(0)
-    tr_x, tr_y = torch.rand(n_pool, 1, 28, 28, generator=g), torch.arange(n_pool) % 10
-    te_x, te_y = torch.rand(n_test, 1, 28, 28, generator=g), torch.arange(n_test) % 10
-    rec = torch.rand(n_rec, 1, 28, 28, generator=g)
-    timed("match", lambda: match_report(rec, torch.arange(n_rec) % 10, tr_x, tr_y, te_x, te_y))
-    # OOD evaluation beyond forward passes: Mahalanobis fit on the training features + scoring
-    f_tr, y_tr = torch.from_numpy(train_feats), torch.arange(n_pool) % 10
-    timed("mahalanobis", lambda: Mahalanobis(f_tr, y_tr)(f_tr[:4 * n_test]))
-    units["sizes"] = {"embed": n_embed, "samples": n_samples, "pool": n_pool, "test": n_test,
-                      "reconstructions": n_rec}
-    return units
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,7 +195,7 @@ def predict(profile, device="cpu", units: dict | None = None) -> dict:
             s, gf = units[unit]
             rows.append({"stage": name, "unit": unit, "count": count, "seconds": count * s})
             secs += count * s
-            isecs += count * _CPU.get(unit, s)
+            isecs += count * CPU_SECONDS.get(unit, s)
             if unit == "sae_1_epoch":   # torch: one floor per batch of 256 on the GPU
                 per = math.ceil(sizes["pool"] / 256) * GPU_STEP_FLOOR_S
             elif gf is None:            # scikit-learn / umap / matching: this CPU's time
@@ -376,7 +227,7 @@ def predict(profile, device="cpu", units: dict | None = None) -> dict:
                 "seconds": {nb: round(v["gpu_extrapolated_seconds"]) for nb, v in notebooks.items()},
                 "total_seconds": round(gpu_total), "total_hours": round(gpu_total / 3600, 2)},
             "units": {k: {"seconds": round(s, 4), "idle_estimate_seconds":
-                          None if k not in _CPU else round(_CPU[k], 4),
+                          None if k not in CPU_SECONDS else round(CPU_SECONDS[k], 4),
                           "gflop": None if g is None else round(g, 3)}
                       for k, (s, g) in units.items()},
             "measure_seconds": round(measure_s, 1),
@@ -398,15 +249,15 @@ def cheap_predict(profile, device="cpu") -> dict:
     device = str(resolve_device(device))
     name = get_profile(profile).name
     units = training_units(name, device, repeats=1)
-    wall = sum(units[k][0] for k in _CPU if k in units)
-    cpu = sum(_CPU[k] for k in _CPU if k in units)
+    wall = sum(units[k][0] for k in CPU_SECONDS if k in units)
+    cpu = sum(CPU_SECONDS[k] for k in CPU_SECONDS if k in units)
     load = max(1.0, wall / cpu) if cpu > 0 and not str(device).startswith("cuda") else 1.0
     ref = REFERENCE_ANALYSIS_SECONDS.get(name)
     if ref is None:   # no reference for this profile: measure the analysis steps here
         units.update(analysis_units(name, device))
         return predict(name, device, units)
     units.update({k: (v * load, None) for k, v in ref.items() if k != "sizes"})
-    _CPU.update({k: v for k, v in ref.items() if k != "sizes"})
+    CPU_SECONDS.update({k: v for k, v in ref.items() if k != "sizes"})
     units["sizes"] = ref["sizes"]
     return predict(name, device, units)
 
