@@ -25,11 +25,12 @@ every class equally often; the generator's running statistics are left untouched
 dropout/BatchNorm variance shift), ``bn_reestimate`` (dropout off, BatchNorm statistics
 re-estimated without dropout on ``bn_batches`` batches of 256).
 
-Search (``run_search``): Optuna TPE over the L_Recon weights and the perturbation, at reduced steps,
-objective = verifier_accuracy + (train_closer share - 0.5): "looks like the class to an independent
-judge" together with "leans towards the training images", never SSIM. The study lives in a journal
-file (``*.log``/``*.journal``) or SQLite (``*.db``/``*.sqlite``) or any Optuna storage URL, so a
-killed search resumes without repeating finished trials and several workers can join it.
+Search (``run_search`` in ``recon_search``): Optuna TPE over the L_Recon weights and the
+perturbation, at reduced steps, objective = verifier_accuracy + (train_closer share - 0.5): "looks
+like the class to an independent judge" together with "leans towards the training images", never
+SSIM. The study lives in a journal file (``*.log``/``*.journal``) or SQLite (``*.db``/``*.sqlite``)
+or any Optuna storage URL, so a killed search resumes without repeating finished trials and several
+workers can join it.
 
 CLI (resumable; results are written atomically after every attempt):
 
@@ -53,11 +54,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .cache import atomic_write, load_or_train
-from .config import ClassifierConfig, to_dict
+from .cache import atomic_write
 from .errors import ConfigError, NetinvError
+from .recon_classifiers import attacked_classifier
 from .recon_metrics import METRIC_KEYS, Judge, make_judge, training_like
 
 VARIANTS = {
@@ -90,100 +90,6 @@ def check_names(names, epsilon: float | None = None) -> list[str]:
         raise ConfigError(f"epsilon={epsilon!r} must lie in (0, 1): an L-infinity radius on the "
                           f"[0, 1] pixel scale (the lab value is {LAB_EPSILON})")
     return names
-
-
-# ---------------------------------------------------------------------------------------------
-# attacked classifiers
-
-class MLPClassifier(nn.Module):
-    """flatten -> standardise -> Linear(D, 512) -> ReLU -> [penultimate: Linear(512, 256) -> ReLU]
-    -> Linear(256, N). The positive control of Haim et al. 2022 / the lab's successful setting."""
-
-    feature_layer = "penultimate"
-
-    def __init__(self, in_shape, num_classes: int, mean: float = 0.5, std: float = 0.25):
-        super().__init__()
-        self.in_shape, self.num_classes = tuple(in_shape), num_classes
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(in_shape)), 512), nn.ReLU())
-        self.penultimate = nn.Sequential(nn.Linear(512, 256), nn.ReLU())
-        self.head = nn.Linear(256, num_classes)
-        self.register_buffer("mean", torch.tensor(float(mean)))
-        self.register_buffer("std", torch.tensor(float(std)))
-
-    def forward(self, x):
-        return self.head(self.penultimate(self.fc((x - self.mean) / self.std)))
-
-
-def _mlp_classifier(dataset: str, train_size: int, seed: int, epochs: int, device):
-    from .classifier import evaluate
-    from .data import IMAGE_SHAPES, balanced_subset, load_dataset
-
-    conf = {"arch": "mlp-512-256", "dataset": dataset, "train_size": train_size, "seed": seed,
-            "epochs": epochs, "lr": 1e-3, "batch": "full"}
-    ccfg = ClassifierConfig(dataset=dataset, train_size=train_size, epochs=epochs,
-                            batch_size=train_size, dropout=0.0, seed=seed)
-    shape = IMAGE_SHAPES[dataset]
-    train = load_dataset(dataset, "train")
-
-    def fit(partial):
-        test = load_dataset(dataset, "test")
-        sub = train.subset(balanced_subset(train.y, train_size, seed=seed))
-        torch.manual_seed(seed)
-        x, y = sub.images().to(device), sub.y.to(device)
-        model = MLPClassifier(shape, train.num_classes, x.mean().item(), x.std().item()).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        for _ in range(epochs):                       # full batch: drive the training loss to ~0
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        model.eval()
-        metrics = {"test_accuracy": evaluate(model, test, device), "train_size": train_size,
-                   "final_train_loss": loss.item(),
-                   "train_accuracy": (model(x).argmax(1) == y).float().mean().item()}
-        return model, None, metrics, {}
-
-    return load_or_train("classifier", conf, dataset, ccfg, device=device,
-                         build=lambda st: MLPClassifier(shape, train.num_classes), train=fit,
-                         what=f"MLP classifier for {dataset} ({train_size} images)",
-                         hint="it is trained when missing"), conf
-
-
-def _avgpool_classifier(ccfg, device):
-    from .classifier import Classifier, evaluate, train_classifier
-    from .data import IMAGE_SHAPES, balanced_subset, load_dataset
-
-    conf = {**to_dict(ccfg), "pool": "avg"}
-    train = load_dataset(ccfg.dataset, "train")
-
-    def fit(partial):
-        test = load_dataset(ccfg.dataset, "test")
-        sub = train.subset(balanced_subset(train.y, ccfg.train_size, seed=ccfg.seed))
-        model, history = train_classifier(ccfg, sub, device=device, checkpoint=partial,
-                                          progress=False, pool="avg")
-        return model, history, {"test_accuracy": evaluate(model, test, device),
-                                "train_size": len(sub)}, {}
-
-    return load_or_train(
-        "classifier", conf, ccfg.dataset, ccfg, device=device, train=fit,
-        build=lambda st: Classifier(IMAGE_SHAPES[ccfg.dataset], train.num_classes, ccfg.dropout,
-                                    pool="avg"),
-        what=f"average-pooling classifier for {ccfg.dataset}", hint="it is trained when missing"), conf
-
-
-def attacked_classifier(kind: str, dataset: str, train_size: int, profile="quick", device="cpu"):
-    """``(Trained, cache_key or None)`` for kind in cnn / cnn_wd / cnn_avg / mlp."""
-    from .pipeline import get_classifier
-    from .figure5 import subset_classifier_config
-
-    if kind == "mlp":
-        return _mlp_classifier(dataset, train_size, 0, 500, device)
-    ccfg = subset_classifier_config(dataset, train_size, profile)
-    if kind == "cnn_wd":
-        ccfg = replace(ccfg, weight_decay=5e-4)
-    if kind == "cnn_avg":
-        return _avgpool_classifier(ccfg, device)
-    return get_classifier(ccfg, device=device, progress=False), None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,7 +174,7 @@ def attempt_specs(name: str, epsilon: float | None = None) -> list[dict]:
     return [{**base, "name": name, "classifier": "cnn_avg"}]
 
 
-def _recon_cfg(profile, seed, overrides: dict, base: dict | None = None):
+def recon_cfg(profile, seed, overrides: dict, base: dict | None = None):
     from .figure5 import recon_config
 
     ov = {**(base or {}), **overrides}
@@ -308,7 +214,7 @@ def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, prof
     per_seed = []
     t0 = time.perf_counter()
     for seed in seeds:
-        cfg = _recon_cfg(profile, seed, spec["overrides"], base_overrides)
+        cfg = recon_cfg(profile, seed, spec["overrides"], base_overrides)
         rec = get_reconstructor(clf, cfg, device=device, progress=False, classifier_key=key)
         gen, hist = rec.model, rec.history
         x, y, oor = sample(gen, n_per_class, mode=sampling, seed=1000 + seed)
@@ -331,40 +237,7 @@ def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, prof
             "seconds": time.perf_counter() - t0}
 
 
-def _write_json(path, obj):
-    from .results import jsonable
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(jsonable(obj), indent=1)))
-
-
-def run_attempts(names, out: str | Path, dataset="mnist", train_size=1000, profile="quick", *,
-                 seeds=(0,), epsilon=None, device="cpu", log=print) -> list[dict]:
-    """Run every attempt of ``names`` (in order), skipping those already in ``out``; ``out`` is
-    rewritten atomically after each attempt."""
-    names = check_names(names, epsilon)
-    _check_writable(out)
-    specs = [s for n in names for s in attempt_specs(n, epsilon)]
-    done = json.loads(Path(out).read_text()) if Path(out).exists() else []
-    for spec in specs:
-        key = (spec["name"], dataset, spec.get("train_size") or train_size, list(seeds))
-        if any((d["name"], d["dataset"], d["train_size"], d["seeds"]) == key for d in done):
-            log(f"[attempt {spec['name']}] already in {out}")
-            continue
-        done.append(run_attempt(spec, dataset, train_size, profile, seeds=seeds, device=device,
-                                log=log))
-        _write_json(out, done)
-    return done
-
-
-# ---------------------------------------------------------------------------------------------
-# Optuna search of the loss weights
-
-SEARCH_SPACE = {  # name: (low, high), log-uniform; "perturbation" is categorical
-    "alpha": (0.5, 20.0), "alpha_pert": (0.5, 20.0), "beta": (0.5, 20.0), "beta_pert": (0.5, 20.0),
-    "gamma": (0.01, 20.0), "delta": (0.01, 20.0), "eta1": (1e-4, 0.5), "eta2": (0.1, 10.0),
-    "eta3": (0.01, 10.0)}
-
-
-def _check_writable(path) -> None:
+def check_writable(path) -> None:
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -375,144 +248,28 @@ def _check_writable(path) -> None:
         raise ConfigError(f"cannot write {p} ({e.strerror or e}); choose a writable path") from None
 
 
-def open_storage(storage: str):
-    """An Optuna storage for ``storage``: a ``*.db``/``*.sqlite`` path (SQLite), an URL with
-    ``://`` (as is), anything else a journal file (``JournalFileBackend``). Checked for
-    writability before any training."""
-    try:
-        import optuna  # noqa: F401
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-    except ImportError:
-        raise ConfigError("the search needs optuna: pip install optuna (or pip install -e .[dev])"
-                          ) from None
-    if "://" in storage:
-        return storage
-    _check_writable(storage)
-    if storage.endswith((".db", ".sqlite", ".sqlite3")):
-        return f"sqlite:///{Path(storage).resolve()}"
-    return JournalStorage(JournalFileBackend(str(storage)))
+def write_json(path, obj):
+    from .results import jsonable
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(jsonable(obj), indent=1)))
 
 
-def trial_weights(trial) -> dict:
-    w = {k: trial.suggest_float(k, lo, hi, log=True) for k, (lo, hi) in SEARCH_SPACE.items()}
-    pert = trial.suggest_categorical("perturbation", ["uniform_0.05", "sign_0.37"])
-    return {"weights": w, "perturbation": pert.split("_")[0], "epsilon": float(pert.split("_")[1])}
-
-
-def objective_value(m: dict) -> float:
-    """verifier_accuracy + (train_closer share - 0.5)."""
-    return m["verifier_accuracy"] + m["train_closer"]["share"] - 0.5
-
-
-def run_search(storage: str, n_trials: int, dataset="mnist", train_size=1000, profile="quick", *,
-               study_name="recon_weights", steps: int = 60, grad_samples: int = 8,
-               batch_size: int | None = None, n_per_class: int = 20, device="cpu",
-               log=print) -> dict:
-    """Run TPE trials until the study holds ``n_trials`` finished trials (resumes a study);
-    returns the ``search`` record."""
-    import optuna
-
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
-        raise ConfigError(f"n_trials={n_trials!r}: a search needs at least one trial")
-    st = open_storage(storage)
-    clf, _ = attacked_classifier("cnn", dataset, train_size, profile, device)
-    judge = make_judge(clf.model, dataset, train_size, device=device, n_permutations=200)
-    study = optuna.create_study(study_name=study_name, storage=st, direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=10),
-                                load_if_exists=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    def objective(trial):
-        ov = trial_weights(trial)
-        extra = {"batch_size": batch_size} if batch_size else {}
-        cfg = _recon_cfg(profile, 0, {**ov, "steps": steps, "grad_samples": grad_samples, **extra})
-        rec = get_reconstructor_for_search(clf, cfg, device)
-        gen, hist = rec.model, rec.history
-        x, y, _ = sample(gen, n_per_class, mode=_default_sampling(), seed=1000)
-        m = judge.metrics(x, y)
-        for k in ("label_accuracy", "verifier_accuracy", "nn_accuracy", "ncc_train", "ncc_test"):
-            trial.set_user_attr(k, m[k])
-        trial.set_user_attr("train_closer_share", m["train_closer"]["share"])
-        trial.set_user_attr("seconds", hist["seconds"])
-        trial.set_user_attr("steps", steps)
-        trial.set_user_attr("batch_size", cfg.batch_size)
-        v = objective_value(m)
-        log(f"[search trial {trial.number}] value {v:.3f} verifier {m['verifier_accuracy']:.3f} "
-            f"closer {m['train_closer']['share']:.3f} label {m['label_accuracy']:.3f} "
-            f"({hist['seconds']:.0f} s)")
-        return v
-
-    def finished():
-        return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-
-    while finished() < n_trials:
-        study.optimize(objective, n_trials=1)
-    return search_record(study, storage, steps)
-
-
-def get_reconstructor_for_search(clf, cfg, device):
-    from .reconstruct import get_reconstructor
-    return get_reconstructor(clf, cfg, device=device, progress=False)
-
-
-def _default_sampling():
-    from .reconstruct import DEFAULT_SAMPLING
-    return DEFAULT_SAMPLING
-
-
-def search_record(study, storage: str, steps: int) -> dict:
-    import optuna
-
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    best = study.best_trial if done else None
-    return {"trials": len(done), "steps_per_trial": steps, "storage": str(storage),
-            "study_name": study.study_name, "sampler": "TPE (seed 0, 10 random start-up trials)",
-            "objective": "verifier_accuracy + (train_closer share - 0.5)",
-            "best_value": best.value if best else None,
-            "best_weights": ({k: v for k, v in best.params.items()} if best else None),
-            "best_metrics": best.user_attrs if best else None,
-            "all": [{"number": t.number, "value": t.value, **t.params, **t.user_attrs}
-                    for t in done]}
-
-
-def best_overrides(params: dict) -> dict:
-    """Reconstruction overrides from a trial's ``params``."""
-    p = dict(params)
-    pert = p.pop("perturbation")
-    return {"weights": p, "perturbation": pert.split("_")[0], "epsilon": float(pert.split("_")[1])}
-
-
-def run_best(storage: str, out, dataset="mnist", train_size=1000, profile="quick", *,
-             seeds=(0, 1, 2), study_name="recon_weights", device="cpu", log=print) -> dict:
-    """Rerun the search's best weights at the profile's full steps for ``seeds``; the attempt
-    ``search_best`` is appended to ``out`` (skipped when already there)."""
-    _check_writable(out)
-    rec = load_search(storage, study_name)
-    if not rec["trials"]:
-        raise ConfigError(f"the study in {storage} has no finished trial to rerun")
-    spec = {"name": "search_best", "classifier": "cnn", "train_size": None,
-            "overrides": best_overrides(rec["best_weights"])}
+def run_attempts(names, out: str | Path, dataset="mnist", train_size=1000, profile="quick", *,
+                 seeds=(0,), epsilon=None, device="cpu", log=print) -> list[dict]:
+    """Run every attempt of ``names`` (in order), skipping those already in ``out``; ``out`` is
+    rewritten atomically after each attempt."""
+    names = check_names(names, epsilon)
+    check_writable(out)
+    specs = [s for n in names for s in attempt_specs(n, epsilon)]
     done = json.loads(Path(out).read_text()) if Path(out).exists() else []
-    if any(d["name"] == "search_best" and d["seeds"] == list(seeds) for d in done):
-        log(f"[attempt search_best] already in {out}")
-        return next(d for d in done if d["name"] == "search_best")
-    res = run_attempt(spec, dataset, train_size, profile, seeds=seeds, device=device, log=log)
-    done.append(res)
-    _write_json(out, done)
-    return res
-
-
-def load_search(storage: str, study_name: str = "recon_weights") -> dict:
-    """The ``search`` record of an existing study (no trials are run)."""
-    import optuna
-
-    if "://" not in storage and not Path(storage).exists():
-        raise ConfigError(f"no search storage at {storage}; run `python -m "
-                          f"netinv_core.recon_attempts search --storage {storage}` first")
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
-    steps = {t.user_attrs.get("steps") for t in study.trials} - {None}
-    return search_record(study, storage, steps.pop() if len(steps) == 1 else None)
+    for spec in specs:
+        key = (spec["name"], dataset, spec.get("train_size") or train_size, list(seeds))
+        if any((d["name"], d["dataset"], d["train_size"], d["seeds"]) == key for d in done):
+            log(f"[attempt {spec['name']}] already in {out}")
+            continue
+        done.append(run_attempt(spec, dataset, train_size, profile, seeds=seeds, device=device,
+                                log=log))
+        write_json(out, done)
+    return done
 
 
 def attempt_samples(rec: dict, profile="quick", n_per_class: int = 1, seed_index: int = 0,
@@ -524,7 +281,7 @@ def attempt_samples(rec: dict, profile="quick", n_per_class: int = 1, seed_index
     clf, key = attacked_classifier(spec["classifier"], rec["dataset"], rec["train_size"], profile,
                                    device)
     seed = rec["seeds"][seed_index]
-    cfg = _recon_cfg(profile, seed, spec["overrides"], rec.get("base_overrides"))
+    cfg = recon_cfg(profile, seed, spec["overrides"], rec.get("base_overrides"))
     gen = get_reconstructor(clf, cfg, device=device, progress=False, classifier_key=key,
                             train_missing=False).model
     x, y, _ = sample(gen, n_per_class, mode=rec["sampling"], seed=1000 + seed)
@@ -548,6 +305,8 @@ def format_attempts_table(records: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    from . import recon_search  # the search and best subcommands (recon_search imports this module)
+
     ap = argparse.ArgumentParser(prog="python -m netinv_core.recon_attempts", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -559,41 +318,31 @@ def main(argv=None) -> int:
     a.add_argument("--profile", default="quick")
     a.add_argument("--seeds", type=int, nargs="+", default=[0])
     a.add_argument("--epsilon", type=float, default=None)
-    s = sub.add_parser("search")
-    s.add_argument("--storage", required=True)
-    s.add_argument("--trials", type=int, default=40)
-    s.add_argument("--dataset", default="mnist")
-    s.add_argument("--train-size", type=int, default=1000)
-    s.add_argument("--profile", default="quick")
-    s.add_argument("--steps", type=int, default=60)
-    s.add_argument("--batch-size", type=int, default=None)
-    s.add_argument("--grad-samples", type=int, default=8)
-    s.add_argument("--out", default=None, help="write the search record here (JSON)")
-    b = sub.add_parser("best", help="rerun the search's best weights at full steps")
-    b.add_argument("--storage", required=True)
-    b.add_argument("--out", required=True, help="the attempts file to append search_best to")
-    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    recon_search.add_subcommands(sub)
     args = ap.parse_args(argv)
     log = lambda m: print(m, flush=True)  # noqa: E731
     try:
-        if args.cmd == "best":
-            run_best(args.storage, args.out, seeds=tuple(args.seeds), log=log)
-        elif args.cmd == "attempts":
+        if args.cmd == "attempts":
             run_attempts(args.names, args.out, args.dataset, args.train_size, args.profile,
                          seeds=tuple(args.seeds), epsilon=args.epsilon, log=log)
         else:
-            if args.out:
-                _check_writable(args.out)
-            rec = run_search(args.storage, args.trials, args.dataset, args.train_size,
-                             args.profile, steps=args.steps, grad_samples=args.grad_samples,
-                             batch_size=args.batch_size, log=log)
-            if args.out:
-                _write_json(args.out, rec)
-            log(json.dumps({k: v for k, v in rec.items() if k != "all"}))
+            recon_search.run_subcommand(args, log)
     except NetinvError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+# the search's names, importable from here as before the search moved to recon_search
+_SEARCH_NAMES = ("SEARCH_SPACE", "open_storage", "trial_weights", "objective_value", "run_search",
+                 "search_record", "best_overrides", "run_best", "load_search")
+
+
+def __getattr__(name):
+    if name in _SEARCH_NAMES:
+        from . import recon_search
+        return getattr(recon_search, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

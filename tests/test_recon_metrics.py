@@ -77,7 +77,9 @@ def _no_training(*a, **k):
 
 def test_bad_attempt_and_search_inputs_fail_before_training(monkeypatch, tmp_path):
     from netinv_core import recon_attempts as ra
+    from netinv_core import recon_search
     monkeypatch.setattr(ra, "attacked_classifier", _no_training)
+    monkeypatch.setattr(recon_search, "attacked_classifier", _no_training)
     with pytest.raises(ConfigError, match="unknown attempt variant"):
         ra.run_attempts(["default", "bigger_gan"], tmp_path / "a.json")
     for eps in (0, 1.0, -0.2, True):

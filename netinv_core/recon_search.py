@@ -1,0 +1,197 @@
+"""Section 5.3's search of the L_Recon weights (``recon_attempts`` holds the attempts it reruns).
+
+Optuna TPE over the weights and the perturbation, at reduced steps; objective = verifier_accuracy
++ (train_closer share - 0.5): "looks like the class to an independent judge" together with "leans
+towards the training images", never SSIM. The study lives in a journal file (``*.log`` /
+``*.journal``), SQLite (``*.db`` / ``*.sqlite``) or any Optuna storage URL, so a killed search
+resumes without repeating finished trials and several workers can join it. ``run_best`` reruns
+the best weights at the profile's full steps as the attempt ``search_best``. CLI:
+``python -m netinv_core.recon_attempts search|best`` (``add_subcommands``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ConfigError
+from .recon_attempts import check_writable, recon_cfg, run_attempt, sample, write_json
+from .recon_classifiers import attacked_classifier
+from .recon_metrics import make_judge
+
+SEARCH_SPACE = {  # name: (low, high), log-uniform; "perturbation" is categorical
+    "alpha": (0.5, 20.0), "alpha_pert": (0.5, 20.0), "beta": (0.5, 20.0), "beta_pert": (0.5, 20.0),
+    "gamma": (0.01, 20.0), "delta": (0.01, 20.0), "eta1": (1e-4, 0.5), "eta2": (0.1, 10.0),
+    "eta3": (0.01, 10.0)}
+
+
+def open_storage(storage: str):
+    """An Optuna storage for ``storage``: a ``*.db``/``*.sqlite`` path (SQLite), an URL with
+    ``://`` (as is), anything else a journal file (``JournalFileBackend``). Checked for
+    writability before any training."""
+    try:
+        import optuna  # noqa: F401
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+    except ImportError:
+        raise ConfigError("the search needs optuna: pip install optuna (or pip install -e .[dev])"
+                          ) from None
+    if "://" in storage:
+        return storage
+    check_writable(storage)
+    if storage.endswith((".db", ".sqlite", ".sqlite3")):
+        return f"sqlite:///{Path(storage).resolve()}"
+    return JournalStorage(JournalFileBackend(str(storage)))
+
+
+def trial_weights(trial) -> dict:
+    w = {k: trial.suggest_float(k, lo, hi, log=True) for k, (lo, hi) in SEARCH_SPACE.items()}
+    pert = trial.suggest_categorical("perturbation", ["uniform_0.05", "sign_0.37"])
+    return {"weights": w, "perturbation": pert.split("_")[0], "epsilon": float(pert.split("_")[1])}
+
+
+def objective_value(m: dict) -> float:
+    """verifier_accuracy + (train_closer share - 0.5)."""
+    return m["verifier_accuracy"] + m["train_closer"]["share"] - 0.5
+
+
+def run_search(storage: str, n_trials: int, dataset="mnist", train_size=1000, profile="quick", *,
+               study_name="recon_weights", steps: int = 60, grad_samples: int = 8,
+               batch_size: int | None = None, n_per_class: int = 20, device="cpu",
+               log=print) -> dict:
+    """Run TPE trials until the study holds ``n_trials`` finished trials (resumes a study);
+    returns the ``search`` record."""
+    import optuna
+
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
+        raise ConfigError(f"n_trials={n_trials!r}: a search needs at least one trial")
+    st = open_storage(storage)
+    clf, _ = attacked_classifier("cnn", dataset, train_size, profile, device)
+    judge = make_judge(clf.model, dataset, train_size, device=device, n_permutations=200)
+    study = optuna.create_study(study_name=study_name, storage=st, direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=10),
+                                load_if_exists=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial):
+        ov = trial_weights(trial)
+        extra = {"batch_size": batch_size} if batch_size else {}
+        cfg = recon_cfg(profile, 0, {**ov, "steps": steps, "grad_samples": grad_samples, **extra})
+        rec = get_reconstructor_for_search(clf, cfg, device)
+        gen, hist = rec.model, rec.history
+        x, y, _ = sample(gen, n_per_class, mode=_default_sampling(), seed=1000)
+        m = judge.metrics(x, y)
+        for k in ("label_accuracy", "verifier_accuracy", "nn_accuracy", "ncc_train", "ncc_test"):
+            trial.set_user_attr(k, m[k])
+        trial.set_user_attr("train_closer_share", m["train_closer"]["share"])
+        trial.set_user_attr("seconds", hist["seconds"])
+        trial.set_user_attr("steps", steps)
+        trial.set_user_attr("batch_size", cfg.batch_size)
+        v = objective_value(m)
+        log(f"[search trial {trial.number}] value {v:.3f} verifier {m['verifier_accuracy']:.3f} "
+            f"closer {m['train_closer']['share']:.3f} label {m['label_accuracy']:.3f} "
+            f"({hist['seconds']:.0f} s)")
+        return v
+
+    def finished():
+        return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+    while finished() < n_trials:
+        study.optimize(objective, n_trials=1)
+    return search_record(study, storage, steps)
+
+
+def get_reconstructor_for_search(clf, cfg, device):
+    from .reconstruct import get_reconstructor
+    return get_reconstructor(clf, cfg, device=device, progress=False)
+
+
+def _default_sampling():
+    from .reconstruct import DEFAULT_SAMPLING
+    return DEFAULT_SAMPLING
+
+
+def search_record(study, storage: str, steps: int) -> dict:
+    import optuna
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = study.best_trial if done else None
+    return {"trials": len(done), "steps_per_trial": steps, "storage": str(storage),
+            "study_name": study.study_name, "sampler": "TPE (seed 0, 10 random start-up trials)",
+            "objective": "verifier_accuracy + (train_closer share - 0.5)",
+            "best_value": best.value if best else None,
+            "best_weights": ({k: v for k, v in best.params.items()} if best else None),
+            "best_metrics": best.user_attrs if best else None,
+            "all": [{"number": t.number, "value": t.value, **t.params, **t.user_attrs}
+                    for t in done]}
+
+
+def best_overrides(params: dict) -> dict:
+    """Reconstruction overrides from a trial's ``params``."""
+    p = dict(params)
+    pert = p.pop("perturbation")
+    return {"weights": p, "perturbation": pert.split("_")[0], "epsilon": float(pert.split("_")[1])}
+
+
+def run_best(storage: str, out, dataset="mnist", train_size=1000, profile="quick", *,
+             seeds=(0, 1, 2), study_name="recon_weights", device="cpu", log=print) -> dict:
+    """Rerun the search's best weights at the profile's full steps for ``seeds``; the attempt
+    ``search_best`` is appended to ``out`` (skipped when already there)."""
+    check_writable(out)
+    rec = load_search(storage, study_name)
+    if not rec["trials"]:
+        raise ConfigError(f"the study in {storage} has no finished trial to rerun")
+    spec = {"name": "search_best", "classifier": "cnn", "train_size": None,
+            "overrides": best_overrides(rec["best_weights"])}
+    done = json.loads(Path(out).read_text()) if Path(out).exists() else []
+    if any(d["name"] == "search_best" and d["seeds"] == list(seeds) for d in done):
+        log(f"[attempt search_best] already in {out}")
+        return next(d for d in done if d["name"] == "search_best")
+    res = run_attempt(spec, dataset, train_size, profile, seeds=seeds, device=device, log=log)
+    done.append(res)
+    write_json(out, done)
+    return res
+
+
+def load_search(storage: str, study_name: str = "recon_weights") -> dict:
+    """The ``search`` record of an existing study (no trials are run)."""
+    import optuna
+
+    if "://" not in storage and not Path(storage).exists():
+        raise ConfigError(f"no search storage at {storage}; run `python -m "
+                          f"netinv_core.recon_attempts search --storage {storage}` first")
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    steps = {t.user_attrs.get("steps") for t in study.trials} - {None}
+    return search_record(study, storage, steps.pop() if len(steps) == 1 else None)
+
+
+def add_subcommands(sub) -> None:
+    """The ``search`` and ``best`` subcommands of ``python -m netinv_core.recon_attempts``."""
+    s = sub.add_parser("search")
+    s.add_argument("--storage", required=True)
+    s.add_argument("--trials", type=int, default=40)
+    s.add_argument("--dataset", default="mnist")
+    s.add_argument("--train-size", type=int, default=1000)
+    s.add_argument("--profile", default="quick")
+    s.add_argument("--steps", type=int, default=60)
+    s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument("--grad-samples", type=int, default=8)
+    s.add_argument("--out", default=None, help="write the search record here (JSON)")
+    b = sub.add_parser("best", help="rerun the search's best weights at full steps")
+    b.add_argument("--storage", required=True)
+    b.add_argument("--out", required=True, help="the attempts file to append search_best to")
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+
+
+def run_subcommand(args, log) -> None:
+    """Run the parsed ``search`` or ``best`` subcommand."""
+    if args.cmd == "best":
+        run_best(args.storage, args.out, seeds=tuple(args.seeds), log=log)
+        return
+    if args.out:
+        check_writable(args.out)
+    rec = run_search(args.storage, args.trials, args.dataset, args.train_size, args.profile,
+                     steps=args.steps, grad_samples=args.grad_samples,
+                     batch_size=args.batch_size, log=log)
+    if args.out:
+        write_json(args.out, rec)
+    log(json.dumps({k: v for k, v in rec.items() if k != "all"}))
