@@ -191,11 +191,16 @@ class SAEResult:
 def train_sae(train_feats: np.ndarray, *, hidden: int = 512, rho: float = 0.05,
               sparsity_weight: float = 1.0, epochs: int = 20, batch_size: int = 256,
               lr: float = 1e-3, seed: int = 0) -> SAEResult:
-    """Train the sparse autoencoder (loss = MSE + sparsity_weight * sum_j KL(rho || rho_hat_j))."""
-    torch.manual_seed(seed)
+    """Train the sparse autoencoder (loss = MSE + sparsity_weight * sum_j KL(rho || rho_hat_j)).
+
+    The initial weights come from the CPU generator seeded with ``seed`` inside
+    ``torch.random.fork_rng`` (the same weights as after ``torch.manual_seed(seed)``), the batch
+    order from a local generator: the caller's random state is left as it was."""
     mean, std = train_feats.mean(0), train_feats.std(0) + 1e-6
     x_all = torch.as_tensor((train_feats - mean) / std, dtype=torch.float32)
-    sae = SparseAutoencoder(x_all.shape[1], hidden)
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        sae = SparseAutoencoder(x_all.shape[1], hidden)
     opt = torch.optim.Adam(sae.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     history = []

@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 
 from netinv_core.errors import CheckpointError, ConfigError
-from netinv_core.interpret import clusters_per_class, decision_plane, embed_tsne, sae_report, train_sae
+from netinv_core.interpret import (SparseAutoencoder, clusters_per_class, decision_plane, embed_tsne,
+                                  sae_report, train_sae)
 from netinv_core.pipeline import classifier_config, get_classifier
 
 
@@ -50,6 +51,23 @@ def test_sae_learns_and_separates_shifted_features():
     rep = sae_report(sae, real, np.arange(300) % 3, odd, np.arange(300) % 3, top_k=5)
     assert rep["sae_anomaly_auroc"] > 0.9
     assert 0 <= rep["sae_topk_jaccard_mean"] <= 1
+
+
+def test_sae_seeds_without_touching_the_callers_random_state():
+    feats = np.random.default_rng(1).normal(size=(300, 8)).astype(np.float32)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = train_sae(feats, hidden=16, epochs=2, batch_size=64, seed=0)
+    assert torch.equal(torch.get_rng_state(), state)         # the caller's stream goes on as before
+    torch.manual_seed(7)                                     # another caller state: same SAE
+    b = train_sae(feats, hidden=16, epochs=2, batch_size=64, seed=0)
+    assert a.history == b.history
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    # the initial weights are those of torch.manual_seed(seed), as before the fork
+    init = train_sae(feats, hidden=16, epochs=0, seed=3).model.state_dict()
+    torch.manual_seed(3)
+    ref = SparseAutoencoder(8, 16).state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in init.items())
 
 
 def test_missing_checkpoint_names_the_notebook_that_makes_it():
