@@ -47,3 +47,26 @@ def digits_classifier(digits):
 
 def params_of(model: torch.nn.Module):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def interrupt_then_resume(train, key: str | None = None, at=None):
+    """``train(callback=stop)`` stopped by an exception from the callback at the first record with
+    ``record[key] == at`` (at the first record when ``key`` is None), as a killed run would stop;
+    then ``train()`` again, which resumes from the checkpoint. Returns what the second call
+    returns."""
+    class Stop(Exception):
+        pass
+
+    def stop(rec):
+        if key is None or rec[key] == at:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(callback=stop)
+    return train()
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module, atol: float = 1e-5):
+    """The two models' parameters and buffers agree to ``atol`` (a resumed run vs a whole one)."""
+    pa, pb = params_of(a), params_of(b)
+    assert all(torch.allclose(pa[k].float(), pb[k].float(), atol=atol) for k in pa)

@@ -12,7 +12,7 @@ from netinv_core.ood import (Mahalanobis, OODConfig, _add_to_garbage, class_weig
                              garbage_score, msp_score, ood_metrics, train_garbage_classifier)
 from netinv_core.ood_experiment import convert_images, ood_sets_for
 
-from conftest import params_of
+from conftest import assert_same_weights, interrupt_then_resume
 
 
 def test_convert_gray_to_rgb_and_back():
@@ -104,19 +104,10 @@ def test_garbage_training_adds_inverted_samples_and_resumes(digits, tmp_path):
     assert full.num_classes == 11 and hist["garbage_size"] == [175, 200]  # 125 noise + 50, capped
     assert sorted(ex) == [0, 1, 2] and ex[1].dtype == torch.uint8
     ckpt = tmp_path / "ood.partial.pt"
-
-    class Stop(Exception):
-        pass
-
-    def stop(rec):
-        raise Stop
-
-    with pytest.raises(Stop):
-        train_garbage_classifier(cfg, train, progress=False, checkpoint=ckpt, callback=stop)
-    resumed, hist2, _ = train_garbage_classifier(cfg, train, progress=False, checkpoint=ckpt)
+    resumed, hist2, _ = interrupt_then_resume(      # stopped after the first epoch
+        lambda **kw: train_garbage_classifier(cfg, train, progress=False, checkpoint=ckpt, **kw))
     assert hist2["epoch"] == [1, 2]
-    a, b = params_of(full), params_of(resumed)
-    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    assert_same_weights(full, resumed)
 
 
 def test_resuming_with_another_config_is_refused(digits, tmp_path):

@@ -13,7 +13,7 @@ from netinv_core.ood import OODConfig, _key_dict, train_garbage_classifier
 from netinv_core.ood_rounds import uncertainty_stalled as _uncertainty_stalled
 from netinv_core.ood_attempts import (own_normalised, threshold_check, ue_scores, variant_config)
 
-from conftest import params_of
+from conftest import assert_same_weights, interrupt_then_resume
 
 
 def _tiny(**kw):
@@ -79,20 +79,11 @@ def test_growing_garbage_fresh_hot_generator_resumes(digits, tmp_path):
     assert -1 <= hist["inverted_feature_cosine_all"][0] <= 1
     assert [r["n"] for r in hist["round_eval"]] == [0, 0, 0]
     ckpt = tmp_path / "p.pt"
-
-    class Stop(Exception):
-        pass
-
-    def stop(rec):
-        if rec["epoch"] == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_garbage_classifier(cfg, train, progress=False, checkpoint=ckpt, callback=stop)
-    resumed, hist2, _ = train_garbage_classifier(cfg, train, progress=False, checkpoint=ckpt)
+    resumed, hist2, _ = interrupt_then_resume(
+        lambda **kw: train_garbage_classifier(cfg, train, progress=False, checkpoint=ckpt, **kw),
+        "epoch", 2)
     assert hist2["epoch"] == [1, 2, 3]
-    a, b = params_of(full), params_of(resumed)
-    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    assert_same_weights(full, resumed)
 
 
 def test_uncertainty_stopping_rule():

@@ -11,7 +11,7 @@ from netinv_core.losses import PerSampleGradNorm, pixel_loss, variation_loss
 from netinv_core.reconstruct import (match_report, ncc_nearest, size_matched_pools, ssim,
                                      train_reconstructor)
 
-from conftest import params_of
+from conftest import assert_same_weights, interrupt_then_resume
 
 
 def test_variation_loss_by_hand():
@@ -100,22 +100,12 @@ def test_reconstruction_run_resumes(digits_classifier, tmp_path):
     full, hist = train_reconstructor(digits_classifier, cfg, (1, 28, 28), progress=False)
     assert len(hist["loss"]) == 4 and all(k in hist for k in ("grad", "pix", "var", "kl_pert"))
     ckpt = tmp_path / "recon.partial.pt"
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_2(rec):
-        if rec["step"] == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_reconstructor(digits_classifier, cfg, (1, 28, 28), progress=False, checkpoint=ckpt,
-                            checkpoint_every=2, callback=stop_at_2)
-    resumed, hist2 = train_reconstructor(digits_classifier, cfg, (1, 28, 28), progress=False,
-                                         checkpoint=ckpt, checkpoint_every=2)
+    resumed, hist2 = interrupt_then_resume(
+        lambda **kw: train_reconstructor(digits_classifier, cfg, (1, 28, 28), progress=False,
+                                         checkpoint=ckpt, checkpoint_every=2, **kw),
+        "step", 2)
     assert hist2["step"] == [1, 2, 3, 4]
-    a, b = params_of(full), params_of(resumed)
-    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    assert_same_weights(full, resumed)
 
 
 def test_grad_norm_term_stays_finite_when_the_loss_saturates():
