@@ -5,8 +5,8 @@ import torch
 import torch.nn as nn
 
 from netinv_core.errors import CheckpointError, ConfigError
-from netinv_core.interpret import (SparseAutoencoder, clusters_per_class, decision_plane, embed_tsne,
-                                  sae_report, train_sae)
+from netinv_core.interpret import clusters_per_class, decision_plane, embed_tsne
+from netinv_core.sae import SparseAutoencoder, sae_report, train_sae
 from netinv_core.pipeline import classifier_config, get_classifier
 
 
