@@ -33,7 +33,7 @@ from .config import GeneratorConfig
 from .errors import ConfigError
 from .interpret import clusters_per_class, features_of, summarize_clusters
 from .generator import generate
-from .config import classifier_config, get_profile
+from .config import DEFAULT_PROFILE, classifier_config, get_profile
 from .pipeline import get_classifier, get_generator
 from .results import mean_std
 from .inversion import steps_to_accuracy  # noqa: F401  (re-exported: ablation.steps_to_accuracy)
@@ -75,7 +75,7 @@ def setting_config(base: GeneratorConfig, factor: str, value) -> GeneratorConfig
     return replace(base, weights=replace(base.weights, **{value: 0.0}))
 
 
-def run_ablation(dataset: str, profile="quick", *, spec=None, seeds=(0, 1, 2), n_samples=None,
+def run_ablation(dataset: str, profile=None, *, spec=None, seeds=(0, 1, 2), n_samples=None,
                  device="cpu", progress=True, grid_per_class: int = 1) -> dict:
     """Train (or load) every setting x seed; returns ``{"rows": [...], "grids": {label: images}}``."""
     settings = parse_spec(spec)
@@ -162,7 +162,7 @@ def _parse_setting(label: str):
     return factor, values[raw]
 
 
-def student_probe(dataset: str, profile="quick", *, settings=STUDENT_SETTINGS, seeds=(0, 1, 2),
+def student_probe(dataset: str, profile=None, *, settings=STUDENT_SETTINGS, seeds=(0, 1, 2),
                   n_samples: int | None = None, epochs: int = 3, device="cpu", progress=True,
                   seed: int = 11) -> dict:
     """The student probe per ablation setting (module docstring); generators come from the same
@@ -226,7 +226,7 @@ def _student_cli(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     st = sub.add_parser("student", help="student probe per setting -> <json>#/datasets/<dataset>/student")
     st.add_argument("--dataset", required=True)
-    st.add_argument("--profile", default="quick")
+    st.add_argument("--profile", default=DEFAULT_PROFILE)
     st.add_argument("--settings", nargs="+", default=list(STUDENT_SETTINGS))
     st.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     st.add_argument("--n-samples", type=int, default=None)

@@ -50,7 +50,7 @@ from dataclasses import replace
 
 import torch
 
-from .config import CONDITIONINGS, DATASETS, PRECISIONS, PROFILES, get_profile
+from .config import CONDITIONINGS, DATASETS, DEFAULT_PROFILE, PRECISIONS, PROFILES, get_profile
 from .device import resolve_device
 from .errors import NetinvError
 
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="benchmark", required=True)
     inv = sub.add_parser("inversion", help="classifier + one generator: accuracy, diversity, time")
     inv.add_argument("--dataset", required=True, choices=DATASETS)
-    inv.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    inv.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     inv.add_argument("--seed", type=int, default=0)
     inv.add_argument("--conditioning", choices=CONDITIONINGS, default=None)
     inv.add_argument("--cached", action="store_true", help="reuse a cached generator")
@@ -245,23 +245,23 @@ def main(argv=None) -> int:
     itp = sub.add_parser("interpret", help="Figure 3 numbers: clusters, boundary faithfulness, SAE, "
                                           "gamma sweep")
     itp.add_argument("--dataset", required=True, choices=DATASETS)
-    itp.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    itp.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     itp.add_argument("--device", default=None)
     abl = sub.add_parser("ablation", help="conditioning / dropout / loss-term ablation over seeds")
     abl.add_argument("--dataset", required=True, choices=DATASETS)
-    abl.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    abl.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     abl.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     abl.add_argument("--device", default=None)
     ood = sub.add_parser("ood", help="garbage-class OOD detection vs MSP / energy / Mahalanobis")
     ood.add_argument("--train", required=True, choices=DATASETS)
-    ood.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    ood.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     ood.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ood.add_argument("--device", default=None)
     rec = sub.add_parser("reconstruction", help="training-like data reconstruction vs a held-out "
                                                 "control, and the step-time ratio")
     rec.add_argument("--dataset", required=True, choices=DATASETS)
     rec.add_argument("--train-size", type=int, required=True)
-    rec.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    rec.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     rec.add_argument("--device", default=None)
     cst = sub.add_parser("cost", help="predicted seconds per notebook of run_all.sh for a profile "
                                       "on this device (netinv_core.cost)")

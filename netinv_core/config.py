@@ -329,8 +329,14 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(profile: "str | Profile") -> Profile:
-    """The ``Profile`` named ``profile`` (a ``Profile`` is returned as it is)."""
+# The profile every library function and command line uses when none is given: the CPU setting.
+DEFAULT_PROFILE = "quick"
+
+
+def get_profile(profile: "str | Profile | None" = None) -> Profile:
+    """The ``Profile`` named ``profile`` (a ``Profile`` is returned as it is; None: ``DEFAULT_PROFILE``)."""
+    if profile is None:
+        profile = DEFAULT_PROFILE
     if isinstance(profile, Profile):
         return profile
     if profile not in PROFILES:
@@ -338,7 +344,7 @@ def get_profile(profile: "str | Profile") -> Profile:
     return PROFILES[profile]
 
 
-def classifier_config(dataset: str, profile: "str | Profile" = "quick", **overrides) -> ClassifierConfig:
+def classifier_config(dataset: str, profile: "str | Profile | None" = None, **overrides) -> ClassifierConfig:
     """The profile's classifier config for ``dataset`` (``Profile.classifier_config``)."""
     return get_profile(profile).classifier_config(dataset, **overrides)
 

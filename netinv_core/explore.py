@@ -54,7 +54,7 @@ class Run:
                 f"{self.metrics['inversion_accuracy']:.1%}")
 
 
-def profile_settings(profile="quick", **overrides) -> dict:
+def profile_settings(profile=None, **overrides) -> dict:
     """The explorer's settings for ``profile``: its generator steps, batch and width, the default
     loss weights, conditioning and dropout, seed 0. An override of 0 or None keeps the profile's
     value for steps, batch_size and width."""
@@ -76,7 +76,7 @@ def profile_settings(profile="quick", **overrides) -> dict:
     return out
 
 
-def load_classifier(dataset: str = "", profile="quick", device=None, progress=True):
+def load_classifier(dataset: str = "", profile=None, device=None, progress=True):
     """The profile's cached classifier for ``dataset`` (default: the profile's first) and the
     test split; says first when it has to be trained (once: it is cached afterwards)."""
     from .cache import checkpoint_path
@@ -358,7 +358,7 @@ class Explorer(ExplorerView):
             self._set_status(f"could not save: {e}", "#b00")
 
 
-def explorer(classifier, test: ImageData, *, profile="quick", device=None, feature_layer=None,
+def explorer(classifier, test: ImageData, *, profile=None, device=None, feature_layer=None,
              run: bool = True, display: bool = True, **settings) -> Explorer:
     """Build (and display) the explorer for ``classifier`` (a module or a cached ``Trained``)
     and ``test`` data; ``settings`` override ``profile_settings(profile)`` (alpha, beta, gamma,

@@ -15,7 +15,7 @@ from .generator import generate
 from .pipeline import profile_generators
 
 
-def figure2_dataset(dataset: str, profile="quick", *, n_generators=None, conditioning=None,
+def figure2_dataset(dataset: str, profile=None, *, n_generators=None, conditioning=None,
                     samples_per_generator: int = 2, device=None, progress=True, seed: int = 7):
     """Returns ``{"columns", "column_titles", "classes", "record"}`` for ``plotting.inversion_grid``."""
     clf, gens = profile_generators(dataset, profile, n_generators=n_generators,
@@ -30,7 +30,7 @@ def figure2_dataset(dataset: str, profile="quick", *, n_generators=None, conditi
             columns.append(imgs[s * n_cls:(s + 1) * n_cls])
             titles.append(f"G{j + 1}" if samples_per_generator == 1 else f"G{j + 1}.{s + 1}")
     record = {
-        "dataset": dataset, "profile": profile if isinstance(profile, str) else profile.name,
+        "dataset": dataset, "profile": get_profile(profile).name,
         "classifier": {"test_accuracy": clf.metrics["test_accuracy"],
                        "train_seconds": clf.metrics.get("train_seconds"),
                        "epochs": clf.config.epochs, "checkpoint": Path(clf.path).name},
@@ -47,7 +47,7 @@ def figure2_dataset(dataset: str, profile="quick", *, n_generators=None, conditi
 STUDENT_SAMPLES = {"smoke": 2000, "quick": 20000, "paper": 60000}
 
 
-def figure2_probes(dataset: str, profile="quick", *, gammas=(0.0, 10.0, 30.0), gamma_seeds=None,
+def figure2_probes(dataset: str, profile=None, *, gammas=(0.0, 10.0, 30.0), gamma_seeds=None,
                    per_class: int = 100, n_nearest: int = 500, student_samples: int | None = None,
                    student_epochs: int = 3, independent_epochs: int = 2, n_generators=None, device=None,
                    progress=True, train_missing=True, seed: int = 11) -> dict:

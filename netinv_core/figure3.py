@@ -34,7 +34,7 @@ def _inverted(clf, gen, n, seed, device):
     return images, labels.numpy(), pred, feats
 
 
-def figure3_dataset(dataset: str, profile="quick", *, n_samples: int = 2000, embed_samples: int = 1500,
+def figure3_dataset(dataset: str, profile=None, *, n_samples: int = 2000, embed_samples: int = 1500,
                     gammas=(0.0, 10.0, 30.0), gamma_seeds=None, sae_epochs: int = 20,
                     perplexity: float = 30.0,
                     train_missing: bool = False, device="cpu", progress=True, seed: int = 0,

@@ -54,7 +54,7 @@ TRAIN_SIZES = {"mnist": (1000, 10000, 60000), "fashionmnist": (1000, 10000, 6000
                "digits": (300, 1257)}
 
 
-def subset_classifier_config(dataset: str, train_size: int, profile="quick") -> ClassifierConfig:
+def subset_classifier_config(dataset: str, train_size: int, profile=None) -> ClassifierConfig:
     """The profile's classifier trained on a class-balanced subset of ``train_size`` images (the
     whole split when ``train_size`` equals its size), with at least the profile's
     ``classifier_min_steps`` optimiser steps."""
@@ -74,7 +74,7 @@ def subset_classifier_config(dataset: str, train_size: int, profile="quick") -> 
     return replace(base, train_size=train_size, epochs=epochs)
 
 
-def recon_config(profile="quick", seed: int = 0, **overrides) -> ReconConfig:
+def recon_config(profile=None, seed: int = 0, **overrides) -> ReconConfig:
     st = get_profile(profile).recon
     cfg = ReconConfig(steps=st.steps, batch_size=st.batch_size, width=st.width,
                       grad_samples=st.grad_samples, seed=seed)
@@ -85,7 +85,7 @@ def _strip(rep: dict) -> dict:
     return {k: v for k, v in rep.items() if not k.startswith("_")}
 
 
-def reconstruction_experiment(dataset: str, train_size: int, profile="quick", *, device="cpu",
+def reconstruction_experiment(dataset: str, train_size: int, profile=None, *, device="cpu",
                               progress=True, train_missing=True, n_generators=None,
                               sampling: str = DEFAULT_SAMPLING, plain_inversion: bool = True) -> dict:
     """Classifier on ``train_size`` images; ``n_generators`` reconstruction generators and one
@@ -162,7 +162,7 @@ def reconstruction_experiment(dataset: str, train_size: int, profile="quick", *,
                 train_images_per_class=[train_x[judge.data.train_y == c][0] for c in range(n_cls)])}
 
 
-def step_time_ratio(dataset: str = "mnist", profile="quick", *, repeats: int = 5, device="cpu",
+def step_time_ratio(dataset: str = "mnist", profile=None, *, repeats: int = 5, device="cpu",
                     train_size: int | None = None):
     """Median seconds of one reconstruction step and one inversion step at the same batch size on
     the profile's classifier (trained on ``train_size`` images when given: the same architecture,

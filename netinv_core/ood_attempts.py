@@ -55,6 +55,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .config import DEFAULT_PROFILE
 from .errors import ConfigError
 from .ood import OODConfig, check_train_dataset, uncertainty
 from .ood_scores import ood_metrics
@@ -108,7 +109,7 @@ def check_variant(name: str) -> str:
     return name
 
 
-def variant_config(name: str, train_name: str, profile="quick", seed: int = 0) -> OODConfig:
+def variant_config(name: str, train_name: str, profile=None, seed: int = 0) -> OODConfig:
     """The ``OODConfig`` of variant ``name`` (validated: a bad name or setting raises here,
     before any training)."""
     from .ood_experiment import ood_config
@@ -241,7 +242,7 @@ def round_evaluator(sets: dict, n_classes: int, n: int = 2000, device="cpu"):
 # ---------------------------------------------------------------------------------------------
 # one attempt, one seed -> figures/ood_attempts/<train>_<variant>_seed<seed>.json
 
-def run_attempt(variant: str, train_name: str, seed: int = 0, profile="quick", *,
+def run_attempt(variant: str, train_name: str, seed: int = 0, profile=None, *,
                 device=None, out_dir: str | Path = "figures/ood_attempts", progress=False,
                 train_missing=True, extras: bool = True) -> dict:
     """Train (or load) variant ``variant`` for one seed, evaluate it, write its JSON atomically.
@@ -291,7 +292,7 @@ def main(argv=None):
     r.add_argument("--train", required=True)
     r.add_argument("--variant", required=True)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--profile", default="quick")
+    r.add_argument("--profile", default=DEFAULT_PROFILE)
     r.add_argument("--no-extras", action="store_true", help="skip the evaluation-only checks")
     r.add_argument("--out-dir", default="figures/ood_attempts")
     c = sub.add_parser("collect", help="fold figures/ood_attempts/*.json into fig4_ood.json")

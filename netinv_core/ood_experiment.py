@@ -141,7 +141,7 @@ def evaluate_ood(garbage_model, baseline_model, train: ImageData, test: ImageDat
 # ---------------------------------------------------------------------------------------------
 # the experiment: one training set, several seeds, every other dataset as OOD
 
-def ood_config(train_name: str, profile="quick", seed: int = 0) -> OODConfig:
+def ood_config(train_name: str, profile=None, seed: int = 0) -> OODConfig:
     """The garbage-class config for ``train_name``: the profile's classifier (epochs, seed) and
     generator (width, batch) with the profile's ``ood`` settings for the per-epoch inversion."""
     prof = get_profile(profile)
@@ -187,7 +187,7 @@ def ood_sets_for(train_name: str, shape, n: int | None = None, seed: int = 0):
     return sets, skipped
 
 
-def run_ood(train_name: str, profile="quick", *, seeds=(0, 1, 2), device=None, progress=True,
+def run_ood(train_name: str, profile=None, *, seeds=(0, 1, 2), device=None, progress=True,
             train_missing=True, adjust: Callable[[OODConfig], OODConfig] | None = None) -> dict:
     """Train (or load) the garbage-class and baseline classifiers for each seed and evaluate them
     on the in-distribution test set and every available OOD set. Returns per-seed results, their

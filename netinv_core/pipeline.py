@@ -94,7 +94,7 @@ def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, pro
         hint=MISSING_HINT.format(dataset=ccfg.dataset))
 
 
-def profile_generators(dataset: str, profile="quick", *, conditioning=None, weights=None,
+def profile_generators(dataset: str, profile=None, *, conditioning=None, weights=None,
                        n_generators=None, device=None, progress=True, train_missing=True,
                        seeds=None, feature_layer=None, **gen_overrides):
     """The classifier and the profile's ``n_generators`` independently seeded generators

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .config import DEFAULT_PROFILE
 from .cache import atomic_write
 from .errors import ConfigError, NetinvError
 from .recon_classifiers import attacked_classifier
@@ -196,7 +197,7 @@ def _summary(per_seed: list[dict]) -> dict:
     return out
 
 
-def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, profile="quick", *,
+def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, profile=None, *,
                 seeds=(0,), n_per_class: int | None = None, sampling: str | None = None,
                 base_overrides: dict | None = None, device="cpu", judge: Judge | None = None,
                 log=print) -> dict:
@@ -253,7 +254,7 @@ def write_json(path, obj):
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(jsonable(obj), indent=1)))
 
 
-def run_attempts(names, out: str | Path, dataset="mnist", train_size=1000, profile="quick", *,
+def run_attempts(names, out: str | Path, dataset="mnist", train_size=1000, profile=None, *,
                  seeds=(0,), epsilon=None, device="cpu", log=print) -> list[dict]:
     """Run every attempt of ``names`` (in order), skipping those already in ``out``; ``out`` is
     rewritten atomically after each attempt."""
@@ -272,7 +273,7 @@ def run_attempts(names, out: str | Path, dataset="mnist", train_size=1000, profi
     return done
 
 
-def attempt_samples(rec: dict, profile="quick", n_per_class: int = 1, seed_index: int = 0,
+def attempt_samples(rec: dict, profile=None, n_per_class: int = 1, seed_index: int = 0,
                     device="cpu"):
     """Reconstructions of a recorded attempt from its cached generator (nothing is trained)."""
     spec = {"name": rec["name"], "classifier": rec["classifier"], "overrides": rec["overrides"]}
@@ -315,7 +316,7 @@ def main(argv=None) -> int:
     a.add_argument("--out", required=True)
     a.add_argument("--dataset", default="mnist")
     a.add_argument("--train-size", type=int, default=1000)
-    a.add_argument("--profile", default="quick")
+    a.add_argument("--profile", default=DEFAULT_PROFILE)
     a.add_argument("--seeds", type=int, nargs="+", default=[0])
     a.add_argument("--epsilon", type=float, default=None)
     recon_search.add_subcommands(sub)

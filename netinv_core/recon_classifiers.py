@@ -92,7 +92,7 @@ def _avgpool_classifier(ccfg, device):
         what=f"average-pooling classifier for {ccfg.dataset}", hint="it is trained when missing"), conf
 
 
-def attacked_classifier(kind: str, dataset: str, train_size: int, profile="quick", device="cpu"):
+def attacked_classifier(kind: str, dataset: str, train_size: int, profile=None, device="cpu"):
     """``(Trained, cache_key or None)`` for kind in cnn / cnn_wd / cnn_avg / mlp."""
     from .pipeline import get_classifier
     from .figure5 import subset_classifier_config

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .config import DEFAULT_PROFILE
 from .errors import ConfigError
 from .recon_attempts import check_writable, recon_cfg, run_attempt, sample, write_json
 from .recon_classifiers import attacked_classifier
@@ -54,7 +55,7 @@ def objective_value(m: dict) -> float:
     return m["verifier_accuracy"] + m["train_closer"]["share"] - 0.5
 
 
-def run_search(storage: str, n_trials: int, dataset="mnist", train_size=1000, profile="quick", *,
+def run_search(storage: str, n_trials: int, dataset="mnist", train_size=1000, profile=None, *,
                study_name="recon_weights", steps: int = 60, grad_samples: int = 8,
                batch_size: int | None = None, n_per_class: int = 20, device="cpu",
                log=print) -> dict:
@@ -132,7 +133,7 @@ def best_overrides(params: dict) -> dict:
     return {"weights": p, "perturbation": pert.split("_")[0], "epsilon": float(pert.split("_")[1])}
 
 
-def run_best(storage: str, out, dataset="mnist", train_size=1000, profile="quick", *,
+def run_best(storage: str, out, dataset="mnist", train_size=1000, profile=None, *,
              seeds=(0, 1, 2), study_name="recon_weights", device="cpu", log=print) -> dict:
     """Rerun the search's best weights at the profile's full steps for ``seeds``; the attempt
     ``search_best`` is appended to ``out`` (skipped when already there)."""
@@ -171,7 +172,7 @@ def add_subcommands(sub) -> None:
     s.add_argument("--trials", type=int, default=40)
     s.add_argument("--dataset", default="mnist")
     s.add_argument("--train-size", type=int, default=1000)
-    s.add_argument("--profile", default="quick")
+    s.add_argument("--profile", default=DEFAULT_PROFILE)
     s.add_argument("--steps", type=int, default=60)
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--grad-samples", type=int, default=8)
