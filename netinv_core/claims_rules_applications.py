@@ -265,6 +265,11 @@ def c_recon_training_like(src):
 
 
 def c_recon_degrades(src):
+    """Section 5.3: reconstructions degrade as the training set grows. Only testable where the
+    smallest training set gives training-like reconstructions (verifier accuracy >= 0.5 and a
+    lean towards the training images with p < 0.05); otherwise ``inconclusive``. Quality: the
+    train-closer share and the NCC gap (nearest training minus nearest size-matched held-out
+    image; SSIM to the nearest training image in older records)."""
     def rule(ds):
         order, rows = _recon_rows(src, ds)
         if len(order) < 2:
@@ -272,19 +277,26 @@ def c_recon_degrades(src):
         vals, seeds = [], []
         for i in order:
             base = f"fig5_reconstruction.json#/datasets/{ds}/{i}"
-            share, sd, _ = _closer(src, base)
-            quality = (src.get(f"{base}/ncc_train") if src.has(f"{base}/ncc_train")
+            share, sd, p = _closer(src, base)
+            calibrated = src.has(f"{base}/ncc_train")
+            quality = (src.get(f"{base}/ncc_train") - src.get(f"{base}/ncc_test") if calibrated
                        else src.get(f"{base}/summary/ssim_train_mean/mean"))
-            vals.append((src.get(f"{base}/train_size"), share, sd, quality))
+            va = src.get(f"{base}/verifier_accuracy") if calibrated else None
+            vals.append((src.get(f"{base}/train_size"), share, sd, quality, p, va))
             seeds.append(len(src.get(f"{base}/reconstruction")))
-        (_, s0, d0, q0), (_, s1, d1, q1) = vals[0], vals[-1]
+        (n0, s0, d0, q0, p0, v0), (_, s1, d1, q1, _, _) = vals[0], vals[-1]
+        what = ("NCC gap train - held-out" if v0 is not None else "SSIM to nearest train")
+        text = (f"{NAMES[ds]}: train-closer share " + " / ".join(
+            f"{n}: {s:.2f}" for n, s, *_ in vals) + f"; {what} "
+            + " / ".join(f"{q:+.3f}" if v0 is not None else f"{q:.3f}" for _, _, _, q, _, _ in vals))
+        if v0 is not None and not (v0 >= 0.5 and s0 > 0.5 and p0 is not None and p0 < 0.05):
+            return "inconclusive", min(seeds), (
+                text + f"; nothing to degrade: {NAMES[ds]}-{n0} is not training-like (verifier "
+                f"{pct(v0)}, p = {p0:.3f})")
         lean_fades, ssim_falls = s0 - s1 > max(d0, d1), q1 < q0
         verdict = ("supported" if lean_fades and ssim_falls else
                    "partly" if lean_fades or ssim_falls else "refuted")
-        return verdict, min(seeds), (
-            f"{NAMES[ds]}: train-closer share " + " / ".join(
-                f"{n}: {s:.2f}" for n, s, _, _ in vals) + "; similarity to nearest train "
-            + " / ".join(f"{s:.3f}" for _, _, _, s in vals))
+        return verdict, min(seeds), text
     return per_dataset(src, rule, src.get("fig5_reconstruction.json#/datasets"),
                        empty="fig5_reconstruction.json holds one training-set size per dataset; "
                              "the trend needs two")

@@ -190,3 +190,22 @@ def test_cluster_row_uses_the_calibrated_sweep_over_seeds(tmp_path):
     row = {r["id"]: r for r in C.build(figs)["claims"]}["cosine_more_clusters"]
     assert row["verdict"] == "supported" and row["seeds"] == 3
     assert "gamma 30: 9.0/10" in row["evidence"]
+
+
+def test_degradation_needs_training_like_reconstructions_first(tmp_path):
+    """The committed MNIST-1000 reconstructions are not training-like, so 'degrades with size' is
+    inconclusive; a (fake) training-like MNIST-1000 that loses its lean at 10000 supports it."""
+    figs = _figs_copy(tmp_path)
+    rows = {r["id"]: r for r in C.build(figs)["claims"]}
+    assert rows["reconstruction_degrades"]["verdict"] == "inconclusive"
+    assert "nothing to degrade" in rows["reconstruction_degrades"]["evidence"]
+
+    def fig5(d):
+        small = min(d["datasets"]["mnist"], key=lambda r: r["train_size"])
+        small["verifier_accuracy"] = 0.9
+        small["train_closer"].update(share=0.8, p_value=0.001)
+        small["ncc_train"] = small["ncc_test"] + 0.2
+    _edit(figs / "fig5_reconstruction.json", fig5)
+    rows = {r["id"]: r for r in C.build(figs)["claims"]}
+    assert rows["reconstruction_degrades"]["verdict"] == "supported"
+    assert rows["reconstruction_training_like"]["verdict"] in ("supported", "partly")
