@@ -191,10 +191,11 @@ def per_dataset(src, rule, datasets=DIVERSITY_DATASETS, *, needs: str | None = N
     ``needs``: a pointer with ``{ds}``; a dataset without that block is noted "not recorded yet"
     and left out, and the claim is ``not run`` when no dataset has it (``what`` names the block).
     ``empty``: the ``not run`` reason when no dataset gave a verdict."""
-    parts, per_ds, seeds = [], [], []
+    parts, per_ds, seeds, seen = [], [], [], []
     for ds in datasets:
         if needs and absent(src, needs.format(ds=ds), parts, ds):
             continue
+        seen.append(ds)
         row = rule(ds)
         if row is None:
             continue
@@ -204,7 +205,7 @@ def per_dataset(src, rule, datasets=DIVERSITY_DATASETS, *, needs: str | None = N
             seeds.append(n)
         parts.append(evidence)
     if needs:
-        none_recorded(per_ds, what, needs)
-    if empty and not per_ds:
-        raise NotRecorded(empty)
+        none_recorded(seen, what, needs)
+    if not per_ds:
+        raise NotRecorded(empty or "; ".join(parts) or "no dataset gave a verdict")
     return combine(per_ds), "; ".join(parts), min(seeds)

@@ -98,13 +98,17 @@ def c_gamma_clusters(src):
             n = 1
             what = ("classes beating the Gaussian null (seed 0) "
                     + ", ".join(f"gamma {g:g}: {a}/10" for g, a in above.items()))
+        if len(above) < 2:
+            return None, None, (f"{NAMES[ds]}: one cosine weight only (gamma {min(above):g}: "
+                                f"{above[min(above)]:.1f}/10 classes beat the null), no comparison")
         more = any(above[g] > above[g0] and above[g] >= 8 for g in above for g0 in above if g > g0)
         return "supported" if more else "refuted", n, (
             f"{NAMES[ds]}: clusters per class by gamma (fixed 0.25 rule) "
             + ", ".join(f"{g:g}: {k:.1f}" for g, k in ks.items()) + "; " + what
             + "; before the activation (seed 0) "
             + ", ".join(f"gamma {g:g}: {a}/10" for g, a in pre.items()))
-    return per_dataset(src, rule, needs=CLUSTERS_FAIR, what=CLUSTERS_FAIR_WHAT)
+    return per_dataset(src, rule, needs=CLUSTERS_FAIR, what=CLUSTERS_FAIR_WHAT,
+                       empty="the gamma sweep was recorded at one cosine weight only")
 
 
 def c_sae_differ(src):

@@ -118,6 +118,9 @@ def c_cosine_pixels(src):
         rows, real = _fig2_block(src, ds, "pixel_diversity", "the pixel-space diversity experiment",
                                  "gamma", "real")
         g = {r["gamma"]: r for r in rows}
+        if len(g) < 2:
+            return None, None, (f"{NAMES[ds]}: one cosine weight only (gamma {min(g):g}), no "
+                                f"comparison")
         lo, hi = g[min(g)], g[max(g)]
         intra_up = hi["within_mean"] > lo["within_mean"]
         inter_up = hi["between_mean"] > lo["between_mean"]
@@ -129,7 +132,8 @@ def c_cosine_pixels(src):
             f"{lo['between_mean']:.2f} -> {hi['between_mean']:.2f}, ratio "
             f"{lo['ratio_mean']:.3f} -> {hi['ratio_mean']:.3f} (real images: within "
             f"{real['within']:.2f}, ratio {real['ratio']:.3f})")
-    return per_dataset(src, rule)
+    return per_dataset(src, rule, empty="the pixel-diversity probe was recorded at one cosine "
+                                        "weight only; the comparison needs two")
 
 
 def c_inversion_accuracy(src):

@@ -209,3 +209,16 @@ def test_degradation_needs_training_like_reconstructions_first(tmp_path):
     rows = {r["id"]: r for r in C.build(figs)["claims"]}
     assert rows["reconstruction_degrades"]["verdict"] == "supported"
     assert rows["reconstruction_training_like"]["verdict"] in ("supported", "partly")
+
+
+def test_a_single_cosine_weight_gives_no_verdict(tmp_path):
+    """A dataset swept at one gamma only is reported without a verdict (not 'refuted')."""
+    figs = _figs_copy(tmp_path)
+
+    def fig3(d):
+        r = d["datasets"]["mnist"]
+        r["gamma_sweep"] = [{"gamma": 10.0, "clusters_per_class_mean": 1.0, "n_seeds": 3,
+                             "feature_cosine_inverted": 0.7, "classes_above_null": 1.0}]
+    _edit(figs / "fig3_interpretability.json", fig3)
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["cosine_more_clusters"]
+    assert row["verdict"] == "not run" and "one cosine weight" in row["evidence"]
