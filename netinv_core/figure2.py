@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .config import get_profile
 from .data import CLASS_NAMES
 from .generator import generate
 from .pipeline import profile_generators
