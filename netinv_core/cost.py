@@ -39,6 +39,9 @@ from .config import get_profile
 from .cost_units import CPU_SECONDS, analysis_units, training_units
 from .errors import DataUnavailableError
 
+# the datasets of the Figure 2 notebook's pixel-diversity probe (its probe_datasets default)
+PROBE_DATASETS = ("mnist", "fashionmnist", "digits")
+
 N_TRAIN = {"mnist": 60000, "fashionmnist": 60000, "cifar10": 50000, "svhn": 73257, "digits": 1257}
 N_TEST = {"mnist": 10000, "fashionmnist": 10000, "cifar10": 10000, "svhn": 26032, "digits": 540}
 # GPU extrapolation: H200 bf16 dense peak (NVIDIA datasheet, SXM), the share of it that small
@@ -102,19 +105,29 @@ def plan(profile) -> dict:
     stages, skipped = [], []
     fig2_sets = [d for d in prof.datasets if have.get(d, True)]
     skipped = [d for d in prof.datasets if not have.get(d, True)]
+    probe_sets = [d for d in PROBE_DATASETS if d in fig2_sets]
     for ds in fig2_sets:
         stages += classifier(ds) + generators(ds, prof.n_generators, prof.generator_steps, "fig2")
+        if ds in probe_sets:   # the pixel-diversity probe: gamma 0 and 30, every seed
+            stages += generators(ds, 2 * prof.n_generators, prof.generator_steps,
+                                 "fig2 probe gamma 0/30")
     out["fig2_inversion"] = (stages, skipped)
 
-    # fig3: the profile's datasets; gamma sweep 0/5/10/20 (10 = the cached default)
+    # fig3: the profile's datasets; gamma sweep 0/10/30 x every seed (the probe's generators where
+    # Figure 2 made them), and the fair test's generators (gamma 30 after the activation, gamma
+    # 10 and 30 before it; seed 0)
     stages = []
     n_samples = 10000 if prof.name == "paper" else 2000
     for ds in fig2_sets:
-        stages += generators(ds, 3, prof.generator_steps, "fig3 gamma sweep")
+        if ds not in probe_sets:
+            stages += generators(ds, 2 * prof.n_generators, prof.generator_steps, "fig3 gamma sweep")
+        stages += generators(ds, 3 if ds not in probe_sets else 2, prof.generator_steps,
+                             "fig3 fair test")
         stages += [(f"fig3 {ds}: features of the training set", f"forward_1000/{key(ds)}",
                     N_TRAIN[ds] / 1000),
                    (f"fig3 {ds}: t-SNE", "tsne", 1), (f"fig3 {ds}: UMAP", "umap", 1),
-                   (f"fig3 {ds}: clusters (5 generators)", "clusters", 5),
+                   (f"fig3 {ds}: clusters ({3 * prof.n_generators + 5} generators)", "clusters",
+                    3 * prof.n_generators + 5),
                    (f"fig3 {ds}: SAE 20 epochs", "sae_1_epoch", 20),
                    (f"fig3 {ds}: samples", f"generate_1000/{key(ds)}", 5 * n_samples / 1000)]
     out["fig3_interpretability"] = (stages, skipped)
