@@ -170,7 +170,7 @@ def student_probe(dataset: str, profile=None, *, settings=STUDENT_SETTINGS, seed
     "seeds", "accuracy": [...], "accuracy_mean", "accuracy_std"}], "noise_accuracy", "real_accuracy"}``."""
     from .data import load_dataset
     from .figure2 import STUDENT_SAMPLES
-    from .probes import SMALLNET, student_accuracy
+    from .probes import SMALLNET, student_accuracy, student_floor_ceiling
 
     prof = get_profile(profile)
     parsed = [(label, *_parse_setting(label)) for label in settings]
@@ -189,15 +189,10 @@ def student_probe(dataset: str, profile=None, *, settings=STUDENT_SETTINGS, seed
         ms = mean_std(accs)
         rows.append({"setting": label, "seeds": list(seeds), "accuracy": accs,
                      "accuracy_mean": ms["mean"], "accuracy_std": ms["std"]})
-    g = torch.Generator().manual_seed(seed)
-    noise = torch.rand((n, *test.image_shape), generator=g)
-    idx = torch.randperm(len(train), generator=g)[:n]
     return {"n_samples": n, "epochs": epochs, "architecture": SMALLNET, "settings": rows,
-            "noise_accuracy": student_accuracy(clf.model, noise, test, epochs=epochs, seed=seed,
-                                               device=device),
-            "real_accuracy": student_accuracy(clf.model, train.images(idx), test, epochs=epochs,
-                                              seed=seed, device=device),
-            "real_n": len(idx)}
+            **student_floor_ceiling(clf.model, train, test, n,
+                                    generator=torch.Generator().manual_seed(seed), epochs=epochs,
+                                    seed=seed, device=device)}
 
 
 def main(argv=None) -> int:

@@ -68,7 +68,7 @@ def figure2_probes(dataset: str, profile=None, *, gammas=(0.0, 10.0, 30.0), gamm
     from .config import LossWeights, get_profile
     from .data import load_dataset
     from .probes import (SMALLNET, independent_classifier, nearest_distance, pixel_class_distances,
-                         predict, student_accuracy)
+                         predict, student_accuracy, student_floor_ceiling)
 
     prof = get_profile(profile)
     student_samples = student_samples or STUDENT_SAMPLES.get(prof.name, 20000)
@@ -126,11 +126,6 @@ def figure2_probes(dataset: str, profile=None, *, gammas=(0.0, 10.0, 30.0), gamm
         independent["nearest_train_distance_inverted"].append(nearest_distance(x[:n_nearest], pool))
         student["inverted_accuracy"].append(student_accuracy(clf.model, x, test, epochs=student_epochs,
                                                              seed=seed, device=device))
-    noise = torch.rand((student_samples, *test.image_shape), generator=g)
-    student["noise_accuracy"] = student_accuracy(clf.model, noise, test, epochs=student_epochs,
-                                                 seed=seed, device=device)
-    idx = torch.randperm(len(train), generator=g)[:student_samples]
-    student["real_n"] = len(idx)   # fewer than n_samples only when the training split is smaller
-    student["real_accuracy"] = student_accuracy(clf.model, train.images(idx), test,
-                                                epochs=student_epochs, seed=seed, device=device)
+    student.update(student_floor_ceiling(clf.model, train, test, student_samples, generator=g,
+                                         epochs=student_epochs, seed=seed, device=device))
     return {"pixel_diversity": pix, "independent": independent, "student": student}

@@ -130,3 +130,17 @@ def student_accuracy(teacher: nn.Module, images: torch.Tensor, test: ImageData, 
         student = SmallNet(test.image_shape, test.num_classes)
     _train(student, images, soft, epochs=epochs, seed=seed, device=device)
     return accuracy(student, test, device)
+
+
+def student_floor_ceiling(teacher: nn.Module, train: ImageData, test: ImageData, n: int, *,
+                          generator: torch.Generator, epochs: int = 3, seed: int = 0,
+                          device="cpu") -> dict:
+    """The student probe's floor and ceiling: the same student trained on ``n`` uniform-noise
+    images and on ``n`` real training images (both drawn with ``generator``), teacher's soft labels."""
+    noise = torch.rand((n, *test.image_shape), generator=generator)
+    idx = torch.randperm(len(train), generator=generator)[:n]
+    return {"noise_accuracy": student_accuracy(teacher, noise, test, epochs=epochs, seed=seed,
+                                               device=device),
+            "real_accuracy": student_accuracy(teacher, train.images(idx), test, epochs=epochs,
+                                              seed=seed, device=device),
+            "real_n": len(idx)}   # fewer than n only when the training split is smaller
