@@ -250,6 +250,50 @@ def record(result: dict) -> dict:
     return {k: v for k, v in result.items() if k != "tensors"}
 
 
+def merge_previous_runs(records: dict[str, dict], path, profile: str) -> tuple[dict, dict]:
+    """``records`` (train set -> ``record``) completed from the ``runs`` of the JSON at ``path``
+    when that file exists and was made with the same ``profile``; otherwise unchanged.
+
+    - a training set this run did not touch keeps its previous record whole;
+    - a training set run here with some seeds keeps the previous per-seed results of the seeds it
+      did not run (same profile, hence the same configs and cache keys), and its ``summary`` is
+      recomputed over all of them, so a long training set can be run one seed at a time.
+    New results always win. Returns ``(merged, kept)`` where ``kept`` maps each training set to
+    the previous seeds it kept (``"all"`` for a whole kept record); each merged record with kept
+    seeds lists them in ``seeds_from_previous``."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        old = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        old = {}
+    if old.get("profile") != profile:
+        return dict(records), {}
+    merged, kept = {}, {}
+    for name, prev in old.get("runs", {}).items():
+        if name not in records:
+            merged[name], kept[name] = prev, "all"
+    for name, rec in records.items():
+        prev = old.get("runs", {}).get(name)
+        have = set(rec["seeds"])
+        extra = [] if prev is None else [i for i, r in enumerate(prev["per_seed"])
+                                         if r["seed"] not in have]
+        if not extra:
+            merged[name] = rec
+            continue
+        rows = [(prev["per_seed"][i], prev["histories"][i] if i < len(prev.get("histories", []))
+                 else None) for i in extra] + list(zip(rec["per_seed"], rec["histories"]))
+        rows.sort(key=lambda rh: rh[0]["seed"])
+        per_seed = [r for r, _ in rows]
+        merged[name] = {**rec, "seeds": [r["seed"] for r in per_seed], "per_seed": per_seed,
+                        "histories": [h for _, h in rows], "summary": summarize_ood(per_seed),
+                        "seeds_from_previous": sorted(prev["per_seed"][i]["seed"] for i in extra)}
+        kept[name] = merged[name]["seeds_from_previous"]
+    return merged, kept
+
+
 def paper_table(records: dict[str, dict]) -> dict:
     """The 4x4 table of docs/choices.md from ``{train_name: record}``: rows = trained on, columns =
     tested on; diagonal = in-distribution accuracy, off-diagonal = share sent to garbage

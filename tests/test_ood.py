@@ -157,3 +157,43 @@ def test_uncertain_selection_trains_and_keeps_old_checkpoint_keys(digits):
         replace(cfg, selection="most")
     with pytest.raises(ConfigError, match="candidates"):
         replace(cfg, candidates=3)
+
+
+def _seed_result(seed: int, rate: float) -> dict:
+    return {"seed": seed, "in_distribution_accuracy": 0.9, "baseline_accuracy": 0.9,
+            "in_distribution_garbage_rate": 0.0, "least_confident_in_distribution": 0.3,
+            "ood": {"mnist": {"garbage_rate": rate, "most_confident_misclassified_ood": 0.5,
+                              "clear_threshold": False,
+                              "methods": {"garbage": {"auroc": rate, "fpr95": 1 - rate}}}}}
+
+
+def _run(seeds, rates) -> dict:
+    from netinv_core.ood_experiment import summarize_ood
+
+    per_seed = [_seed_result(s, r) for s, r in zip(seeds, rates)]
+    return {"train": "cifar10", "profile": "quick", "seeds": list(seeds), "per_seed": per_seed,
+            "histories": [{"epoch": [1], "seed_tag": s} for s in seeds],
+            "summary": summarize_ood(per_seed), "seconds": 1.0}
+
+
+def test_merge_previous_runs_adds_seeds_and_keeps_other_sets(tmp_path):
+    """A CIFAR-10 run over seeds 1, 2 keeps seed 0 of the previous file (same profile) and the
+    summary is recomputed over all three; an untouched training set is kept whole; a different
+    profile keeps nothing; the new run's numbers win for a seed present in both."""
+    import json
+
+    from netinv_core.ood_experiment import merge_previous_runs
+
+    path = tmp_path / "fig4_ood.json"
+    path.write_text(json.dumps({"profile": "quick", "runs": {
+        "cifar10": _run([0, 1], [0.1, 0.9]), "mnist": _run([0, 1, 2], [0.5, 0.5, 0.5])}}))
+    merged, kept = merge_previous_runs({"cifar10": _run([1, 2], [0.4, 0.7])}, path, "quick")
+    c = merged["cifar10"]
+    assert c["seeds"] == [0, 1, 2] and c["seeds_from_previous"] == [0]
+    assert [r["ood"]["mnist"]["garbage_rate"] for r in c["per_seed"]] == [0.1, 0.4, 0.7]
+    assert [h["seed_tag"] for h in c["histories"]] == [0, 1, 2]
+    assert c["summary"]["n_seeds"] == 3
+    assert abs(c["summary"]["ood"]["mnist"]["garbage_rate"]["mean"] - 0.4) < 1e-12
+    assert merged["mnist"]["seeds"] == [0, 1, 2] and kept == {"mnist": "all", "cifar10": [0]}
+    other, kept_other = merge_previous_runs({"cifar10": _run([1], [0.4])}, path, "smoke")
+    assert set(other) == {"cifar10"} and other["cifar10"]["seeds"] == [1] and kept_other == {}
