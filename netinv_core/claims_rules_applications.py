@@ -63,7 +63,9 @@ def c_two_clusters(src):
         pooled = src.get(f"{pb}/classes_above_null")
         tsne = [k for k in src.get(pb) if k.startswith("tsne_ari_perplexity_")]
         verdict = {"supported": "supported", "supported as generator clusters": "partly",
-                   "refuted": "refuted"}[v]
+                   "refuted": "refuted", "inconclusive": "inconclusive"}[v]
+        ctl = src.get(f"{base}/positive_control") if src.has(f"{base}/positive_control") else None
+        real = src.get(f"{base}/real") if src.has(f"{base}/real") else None
         return verdict, n_gen, (
             f"{NAMES[ds]}: {v}. One generator: {single}/10 classes beat the Gaussian null; "
             f"{n_gen} generators pooled: {pooled}/10 beat it (best k {src.get(f'{pb}/best_k_median'):g}, "
@@ -72,7 +74,13 @@ def c_two_clusters(src):
             f"{src.get(f'{pb}/ari_mean'):.2f} (k = {n_gen}: {src.get(f'{pb}/ari_k_groups_mean'):.2f}"
             + "".join(f"; t-SNE perplexity {k.rsplit('_', 1)[1]}: {src.get(f'{pb}/{k}'):.2f}" for k in tsne)
             + f"); real + inverted k-means clusters mixing both: "
-            f"{pct(src.get(f'{base}/real_vs_inverted/mixed_cluster_share'))}")
+            f"{pct(src.get(f'{base}/real_vs_inverted/mixed_cluster_share'))}"
+            + ("" if real is None else
+               f"; real test images: {real['classes_above_null']}/{real['n_classes']} classes beat the null")
+            + ("" if ctl is None else
+               f"; positive control (real classes merged in pairs, two clusters by construction): "
+               f"{ctl['classes_above_null']}/{ctl['n_classes']} pairs beat the null, ARI vs the "
+               f"true class {ctl['ari_k_groups_mean']:.2f}"))
     return per_dataset(src, rule, needs=CLUSTERS_FAIR, what=CLUSTERS_FAIR_WHAT)
 
 

@@ -13,6 +13,7 @@ from .data import CLASS_NAMES, load_dataset
 from .config import LossWeights, get_profile
 from .generator import generate
 from .interpret import (calibrated_clusters, clusters_fair_verdict, clusters_per_class,
+                        merged_pairs_control,
                         decision_plane, embed_tsne, embed_umap, embedding_ari, features_of,
                         mixed_cluster_share, sae_report, summarize_clusters, topk_jaccard_split,
                         train_sae)
@@ -152,6 +153,9 @@ def figure3_fair(dataset: str, prof, clf, sae, real_feats, real_labels, *, gamma
       the same ARI on 2-D t-SNE coordinates at each of ``perplexities``.
     - ``real_vs_inverted``: real test images and the pooled inverted samples (as many of each) in
       one k-means with k = 2 x classes (share of clusters mixing the two) and one t-SNE.
+    - ``real``: the same calibrated rule on the real test features (what real classes give);
+      ``positive_control``: on real classes merged pairwise (``merged_pairs_control``, two clusters
+      by construction); the verdict is ``inconclusive`` when the rule misses these.
     - ``layer_gamma``: generators (seed 0) whose cosine/orthogonality terms use the features after
       the activation (``penultimate``) or before it (``penultimate.0``), for each gamma; analysed on
       the same layer.
@@ -218,8 +222,17 @@ def figure3_fair(dataset: str, prof, clf, sae, real_feats, real_labels, *, gamma
                                 "inversion_accuracy": float((pr == lb.numpy()).mean()),
                                 "feature_cosine_inverted": within_class_cosine(torch.as_tensor(ft), lb),
                                 **cc})
-    verdict = clusters_fair_verdict(single, pooled)
+    # the same rule on real test features (what real classes give) and on merged real class pairs
+    # (two clusters by construction: the positive control the verdict needs)
+    real = calibrated_clusters(real_feats, real_labels, n_null=n_null, seed=seed,
+                               max_points=per_generator)
+    control = merged_pairs_control(real_feats, real_labels, n_null=n_null, seed=seed,
+                                   max_points=per_generator)
+    for r in (real, control):
+        r.pop("per_class")
+    verdict = clusters_fair_verdict(single, pooled, control)
     record = {"verdict": verdict, "single_generator": single, "pooled_generators": pooled,
+              "real": real, "positive_control": control,
               "real_vs_inverted": {**mix, "n_real": int(n_real), "n_inverted": int(n_real)},
               "layer_gamma": layer_gamma, "null": {"kind": "Gaussian, class mean and covariance",
                                                    "n_null": n_null,

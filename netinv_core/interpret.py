@@ -277,8 +277,34 @@ def mixed_cluster_share(feats: np.ndarray, source: np.ndarray, *, k: int, seed: 
             "ari_vs_source": float(adjusted_rand_score(source, lab)), "min_share": min_share}
 
 
-def clusters_fair_verdict(single: dict, pooled: dict) -> str:
-    """``supported`` if one generator's classes beat the Gaussian null in at least
+@_one_thread
+def merged_pairs_control(feats: np.ndarray, labels: np.ndarray, *, n_null: int = 10,
+                         seed: int = 0, max_points: int = 600) -> dict:
+    """Positive control of the calibrated rule, on real features: classes (0, 1), (2, 3), ... are
+    merged pairwise into one label each, ``max_points // 2`` samples of each class, so every merged
+    "class" holds two real clusters by construction. ``calibrated_clusters`` with the original
+    class as the group: ``classes_above_null`` out of ``n_classes`` pairs says how often the rule
+    finds clusters that are known to be there, ``ari_k_groups_mean`` whether it finds the right
+    ones. A rule that misses these cannot refute "two clusters per class"."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    fx, fy, fg = [], [], []
+    for j in range(len(classes) // 2):
+        a, b = classes[2 * j], classes[2 * j + 1]
+        n = min(int((labels == a).sum()), int((labels == b).sum()), max_points // 2)
+        for c in (a, b):
+            idx = rng.choice(np.flatnonzero(labels == c), n, replace=False)
+            fx.append(feats[idx]); fy.append(np.full(n, j)); fg.append(np.full(n, int(c)))
+    out = calibrated_clusters(np.concatenate(fx), np.concatenate(fy), np.concatenate(fg),
+                              n_null=n_null, seed=seed, max_points=max_points)
+    out["pairs"] = [[int(classes[2 * j]), int(classes[2 * j + 1])] for j in range(len(classes) // 2)]
+    return out
+
+
+def clusters_fair_verdict(single: dict, pooled: dict, control: dict | None = None) -> str:
+    """``inconclusive`` if the rule fails its positive control (``merged_pairs_control``: fewer
+    than FAIR_CLASS_SHARE of the merged real pairs beat the null, so the rule lacks the power to
+    refute); else ``supported`` if one generator's classes beat the Gaussian null in at least
     FAIR_CLASS_SHARE of the classes; else ``supported as generator clusters`` if the pooled
     generators' classes do, with a mean ARI against generator identity >= FAIR_ARI_MIN (best k or
     k = number of generators); else ``refuted``."""
@@ -288,4 +314,6 @@ def clusters_fair_verdict(single: dict, pooled: dict) -> str:
         return "supported"
     if share(pooled) >= FAIR_CLASS_SHARE and max(pooled["ari_mean"], pooled["ari_k_groups_mean"]) >= FAIR_ARI_MIN:
         return "supported as generator clusters"
+    if control is not None and share(control) < FAIR_CLASS_SHARE:
+        return "inconclusive"
     return "refuted"

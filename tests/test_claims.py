@@ -142,6 +142,28 @@ def test_calibrated_clusters_tell_generators_from_a_gaussian():
     assert clusters_fair_verdict(res1, {**res1, "ari_mean": 0.0, "ari_k_groups_mean": 0.0}) == "refuted"
 
 
+def test_merged_pairs_control_finds_known_clusters_and_gates_the_verdict():
+    """Four separated classes merged in pairs give two clusters per merged label: the control
+    finds them (ARI ~1 against the true class); with one blob for all four classes it cannot, and a
+    rule that fails its control makes the fair verdict inconclusive, not refuted."""
+    from netinv_core.interpret import calibrated_clusters, clusters_fair_verdict, merged_pairs_control
+
+    rng = np.random.default_rng(1)
+    n, dim = 100, 16
+    labels = np.repeat(np.arange(4), n)
+    feats = (rng.normal(size=(4, dim)) * 3 + 10)[labels] + rng.normal(size=(len(labels), dim))
+    ctl = merged_pairs_control(feats, labels, n_null=4, max_points=120)
+    assert ctl["pairs"] == [[0, 1], [2, 3]] and ctl["n_classes"] == 2
+    assert ctl["classes_above_null"] == 2 and ctl["ari_k_groups_mean"] > 0.95
+    blob = rng.normal(size=(len(labels), dim)) + 10
+    weak = merged_pairs_control(blob, labels, n_null=4, max_points=120)
+    assert weak["classes_above_null"] <= 1
+    one = calibrated_clusters(blob, labels, n_null=4, k_max=4)
+    none = {**one, "ari_mean": 0.0, "ari_k_groups_mean": 0.0}
+    assert clusters_fair_verdict(one, none, weak) == "inconclusive"
+    assert clusters_fair_verdict(one, none, ctl) == "refuted"
+
+
 def _figs_copy(tmp_path):
     shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
     return tmp_path / "figs"
