@@ -121,7 +121,13 @@ def clusters_fair_panels(fair: dict, class_names, *, title: str = ""):
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title or f"two clusters per class? verdict: {rec['verdict']}")
+    counts = [f"{name} {rec[key]['classes_above_null']}/{rec[key]['n_classes']}"
+              for key, name in (("single_generator", "one generator"), ("pooled_generators", "pooled"),
+                                ("real", "real test images"),
+                                ("positive_control", "control: real classes merged in pairs"))
+              if key in rec]
+    head = title or f"two clusters per class? verdict: {rec['verdict']}"
+    fig.suptitle(head + "\nclasses whose clusters beat the Gaussian null: " + ", ".join(counts))
     fig.tight_layout()
     return fig
 
