@@ -144,11 +144,20 @@ def c_sae_anomaly(src):
 # ----------------------------------------------------------------------------------------------
 # Section 5.2
 
-def _attempts_note(src, name) -> str:
-    if src.has(f"{name}#/attempts"):
-        att = src.get(f"{name}#/attempts")
-        return f" ({len(att)} further attempts recorded in {name} `attempts`)" if att else ""
-    return ""
+def _attempts(src, name, train=None) -> list:
+    """The ``attempts`` recorded in ``name`` (those with training set ``train`` when given)."""
+    if not src.has(f"{name}#/attempts"):
+        return []
+    return [a for a in src.get(f"{name}#/attempts") if train is None or a.get("train") == train]
+
+
+def _attempts_note(src, name, train=None) -> str:
+    att = _attempts(src, name, train)
+    where = "" if train is None else f" with {NAMES[train]} training"
+    if not att:
+        return "" if train is None else f" (no further attempt{where} recorded in {name} `attempts`)"
+    return (f" ({len(att)} further attempts{where} recorded in {name} `attempts`: "
+            f"{', '.join(sorted({a['name'] for a in att}))})")
 
 
 def ood_cell(train: str, test: str):
@@ -172,10 +181,15 @@ def ood_cell(train: str, test: str):
         best = max((m for m in src.get(f"{base}/methods") if m != "garbage"),
                    key=lambda m: src.get(f"{base}/methods/{m}/auroc/mean"))
         best_auc = src.get(f"{base}/methods/{best}/auroc/mean")
+        acc = 100 * src.get(f"fig4_ood.json#/runs/{train}/summary/in_distribution_accuracy/mean")
         verdict = ("supported" if rate >= paper - OOD_MARGIN else "partly" if rate > 50 else "refuted")
         ev = (f"{rate:.1f} ± {sd:.1f}% of {NAMES[test]} sent to garbage vs paper {paper}%; garbage "
-              f"AUROC {auroc:.3f} vs best baseline ({best}) {best_auc:.3f}"
-              + _attempts_note(src, "fig4_ood.json"))
+              f"AUROC {auroc:.3f} vs best baseline ({best}) {best_auc:.3f}; in-distribution accuracy "
+              f"{acc:.1f}% (paper {PAPER_OOD[train][train]}%)"
+              + _attempts_note(src, "fig4_ood.json", train))
+        if verdict == "refuted" and not _attempts(src, "fig4_ood.json", train):
+            verdict = "inconclusive"
+            ev += "; the default alone is not a fair attempt (rule: inconclusive until a variant is tried)"
         return verdict, ev, seeds
     claim.__name__ = f"ood_{train}_to_{test}"
     return claim

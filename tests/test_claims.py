@@ -73,6 +73,27 @@ def test_ledger_is_recomputed_from_the_json(tmp_path):
     assert before["ood_mnist_to_cifar10"] == after["ood_mnist_to_cifar10"]
 
 
+def test_ood_cell_is_refuted_only_after_a_variant_with_that_training_set(tmp_path):
+    """A low garbage rate with the default alone is inconclusive (no fair attempt); once a variant
+    with the same training set is recorded it is refuted. Attempts of another training set do not
+    count, and the evidence shows the backbone's accuracy beside the paper's."""
+    figs = _figs_copy(tmp_path)
+    path = figs / "fig4_ood.json"
+
+    def low_rate(d, train):
+        d["runs"]["mnist"]["summary"]["ood"]["fashionmnist"]["garbage_rate"]["mean"] = 0.2
+        d["attempts"] = [dict(a, train=train) for a in d.get("attempts", [])][:1] or [
+            {"name": "noise_only", "train": train}]
+
+    _edit(path, lambda d: low_rate(d, "cifar10"))
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]
+    assert row["verdict"] == "inconclusive" and "not a fair attempt" in row["evidence"]
+    assert "in-distribution accuracy" in row["evidence"] and "(paper 99.1%)" in row["evidence"]
+    _edit(path, lambda d: low_rate(d, "mnist"))
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]
+    assert row["verdict"] == "refuted" and "1 further attempts with MNIST training" in row["evidence"]
+
+
 def test_missing_source_names_claim_and_file(tmp_path):
     shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
     path = tmp_path / "figs" / "ablation.json"
