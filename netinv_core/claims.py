@@ -38,7 +38,8 @@ Rules (the thresholds are constants of ``claims_common``, re-exported here; the 
 - OOD cell "most OOD samples go to garbage": garbage rate >= paper - ``OOD_MARGIN`` (5 points):
   supported; > 50%: partly (a majority, short of the paper); else refuted, but only after a fair
   attempt: at least one further variant recorded in ``fig4_ood.json#/attempts`` with the same
-  training set (a faithful or corrected variant, issue 12); without one the cell is inconclusive.
+  training set (a faithful or corrected variant, issue 12; the default's own ``capped`` record does
+  not count); without one the cell is inconclusive.
   The evidence shows the backbone's in-distribution accuracy beside the paper's.
 - OOD in-distribution accuracy kept: garbage-class accuracy >= baseline - 0.5 points everywhere.
 - Clear threshold (least confident in-distribution image more confident than the most confident

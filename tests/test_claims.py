@@ -82,8 +82,7 @@ def test_ood_cell_is_refuted_only_after_a_variant_with_that_training_set(tmp_pat
 
     def low_rate(d, train):
         d["runs"]["mnist"]["summary"]["ood"]["fashionmnist"]["garbage_rate"]["mean"] = 0.2
-        d["attempts"] = [dict(a, train=train) for a in d.get("attempts", [])][:1] or [
-            {"name": "noise_only", "train": train}]
+        d["attempts"] = [{"name": "noise_only", "train": train}, {"name": "capped", "train": "mnist"}]
 
     _edit(path, lambda d: low_rate(d, "cifar10"))
     row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]
@@ -92,6 +91,9 @@ def test_ood_cell_is_refuted_only_after_a_variant_with_that_training_set(tmp_pat
     _edit(path, lambda d: low_rate(d, "mnist"))
     row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]
     assert row["verdict"] == "refuted" and "1 further attempts with MNIST training" in row["evidence"]
+    _edit(path, lambda d: d.update(attempts=[{"name": "capped", "train": "mnist"}]))
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]
+    assert row["verdict"] == "inconclusive"   # the default's own record is no variant
 
 
 def test_missing_source_names_claim_and_file(tmp_path):
