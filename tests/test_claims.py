@@ -225,7 +225,7 @@ def test_cluster_row_uses_the_calibrated_sweep_over_seeds(tmp_path):
     figs = _figs_copy(tmp_path)
 
     def fig3(d):
-        for ds in ("mnist",):
+        for ds in ("mnist", "fashionmnist"):
             r = d["datasets"][ds]
             r["gamma_sweep"] = [{"gamma": g, "clusters_per_class_mean": 1.0, "n_seeds": 3,
                                  "feature_cosine_inverted": 0.7, "classes_above_null": a} for g, a in ((0.0, 2.0), (30.0, 9.0))]
@@ -261,9 +261,10 @@ def test_a_single_cosine_weight_gives_no_verdict(tmp_path):
     figs = _figs_copy(tmp_path)
 
     def fig3(d):
-        r = d["datasets"]["mnist"]
-        r["gamma_sweep"] = [{"gamma": 10.0, "clusters_per_class_mean": 1.0, "n_seeds": 3,
-                             "feature_cosine_inverted": 0.7, "classes_above_null": 1.0}]
+        for ds in ("mnist", "fashionmnist"):
+            d["datasets"][ds]["gamma_sweep"] = [
+                {"gamma": 10.0, "clusters_per_class_mean": 1.0, "n_seeds": 3,
+                 "feature_cosine_inverted": 0.7, "classes_above_null": 1.0}]
     _edit(figs / "fig3_interpretability.json", fig3)
     row = {r["id"]: r for r in C.build(figs)["claims"]}["cosine_more_clusters"]
     assert row["verdict"] == "not run" and "one cosine weight" in row["evidence"]
