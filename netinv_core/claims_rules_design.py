@@ -209,7 +209,12 @@ def _ablation_students(src, ds) -> str:
         return ""
     rows = src.get(f"{base}/settings")
     best = max(rows, key=lambda r: r["accuracy_mean"])
+    # "best" only when it leads every other setting by more than the larger of the two stds
+    ties = [r["setting"] for r in rows if r is not best and best["accuracy_mean"] - r["accuracy_mean"]
+            <= max(best["accuracy_std"] or 0.0, r["accuracy_std"] or 0.0)]
+    verdict = (f"best: {best['setting']}" if not ties else
+               f"no clear best: {', '.join([best['setting']] + ties)} within one std of each other")
     return (" (by ablation setting, mean ± std over seeds: "
             + ", ".join(f"{r['setting']} {pct(r['accuracy_mean'])} ± {pct(r['accuracy_std'])}"
-                        for r in rows) + f"; best: {best['setting']})")
+                        for r in rows) + f"; {verdict})")
 
