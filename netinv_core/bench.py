@@ -96,7 +96,8 @@ def step_gflop(classifier, gen, cfg, device="cpu") -> float:
 
 def bench_inversion(dataset: str, profile: str, seed: int = 0, cached: bool = False,
                     conditioning: str | None = None, device=None, precision: str | None = None,
-                    stop_at: float | None = None, lr: float | None = None) -> dict:
+                    stop_at: float | None = None, lr: float | None = None,
+                    warmup: int | None = None) -> dict:
     """Train one generator and report accuracy, diversity and speed.
 
     ``seconds_to_95``: wall seconds of generator training until the 20-step mean batch accuracy
@@ -115,7 +116,8 @@ def bench_inversion(dataset: str, profile: str, seed: int = 0, cached: bool = Fa
     clf = get_classifier(classifier_config(dataset, prof), device=device, progress=False)
     cfg = prof.generator_config(seed=seed)
     over = {k: v for k, v in dict(conditioning=conditioning, precision=precision,
-                                   stop_at_accuracy=stop_at, lr=lr).items() if v is not None}
+                                   stop_at_accuracy=stop_at, lr=lr,
+                                   lr_warmup_steps=warmup).items() if v is not None}
     cfg = replace(cfg, **over)
     gen = get_generator(clf, cfg, device=device, progress=False, retrain=not cached,
                         checkpoint_every=prof.checkpoint_every, eval_samples=prof.eval_samples)
@@ -131,6 +133,7 @@ def bench_inversion(dataset: str, profile: str, seed: int = 0, cached: bool = Fa
         "benchmark": "inversion", "dataset": dataset, "profile": profile, "seed": seed,
         "conditioning": cfg.conditioning, "weights": vars(cfg.weights),
         "precision": cfg.precision, "lr": cfg.lr, "stop_at_accuracy": cfg.stop_at_accuracy,
+        "lr_warmup_steps": cfg.lr_warmup_steps,
         "classifier_test_accuracy": clf.metrics["test_accuracy"],
         "inversion_accuracy": m["inversion_accuracy"],
         "feature_cosine_inverted": m["feature_cosine_inverted"],
@@ -241,6 +244,8 @@ def main(argv=None) -> int:
     inv.add_argument("--stop-at", type=float, default=None,
                      help="stop training once the 20-step mean batch accuracy reaches this")
     inv.add_argument("--lr", type=float, default=None, help="generator learning rate")
+    inv.add_argument("--warmup", type=int, default=None,
+                     help="linear learning-rate warm-up over this many steps (opt-in; default none)")
     inv.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     itp = sub.add_parser("interpret", help="Figure 3 numbers: clusters, boundary faithfulness, SAE, "
                                           "gamma sweep")
@@ -294,7 +299,7 @@ def main(argv=None) -> int:
                 torch.set_num_threads(args.threads)
             out = bench_inversion(args.dataset, args.profile, args.seed, args.cached,
                                   args.conditioning, args.device, args.precision, args.stop_at,
-                                  args.lr)
+                                  args.lr, args.warmup)
     except NetinvError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

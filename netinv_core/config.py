@@ -104,7 +104,8 @@ class GeneratorConfig:
     # out of the key (``to_dict``), so older checkpoints of the same config stay valid.
     precision: str = "fp32"          # "bf16": forward passes under bf16 autocast (CPU or CUDA)
     stop_at_accuracy: float | None = None  # stop once the 20-step mean batch accuracy reaches it
-    _omit_at_default: ClassVar[tuple] = ("precision", "stop_at_accuracy")
+    lr_warmup_steps: int = 0         # linear lr warm-up over this many Adam steps (0: none)
+    _omit_at_default: ClassVar[tuple] = ("precision", "stop_at_accuracy", "lr_warmup_steps")
 
     def __post_init__(self):
         check_conditioning(self.conditioning)
@@ -122,6 +123,7 @@ class GeneratorConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is unknown; choose one of "
                               f"{list(PRECISIONS)}")
+        check_int("lr_warmup_steps", self.lr_warmup_steps, 0, " (0: no warm-up)")
         if self.stop_at_accuracy is not None and not 0 < self.stop_at_accuracy <= 1:
             raise ConfigError(f"stop_at_accuracy={self.stop_at_accuracy!r} must be in (0, 1] "
                               f"or None (train all steps)")

@@ -155,6 +155,16 @@ def to_device(t: torch.Tensor, device) -> torch.Tensor:
     return t.to(device)
 
 
+def warm_lr(opt: torch.optim.Optimizer, lr: float, warmup: int) -> None:
+    """Linear learning-rate warm-up (issue 14 lever, opt-in): Adam step k (1-based) uses
+    lr * min(1, k / warmup). The step count is Adam's own (``opt.state[p]["step"]``), so a run
+    resumed from a checkpoint continues the schedule where it stopped."""
+    p = opt.param_groups[0]["params"][0]
+    k = int(opt.state[p]["step"]) + 1 if opt.state.get(p) else 1
+    for group in opt.param_groups:
+        group["lr"] = lr * min(1.0, k / warmup)
+
+
 def inversion_step(gen: Generator, opt: torch.optim.Optimizer, tap: FeatureTap,
                    cfg: GeneratorConfig, rng: torch.Generator, device="cpu",
                    sync: bool = True) -> dict:
@@ -187,6 +197,8 @@ def inversion_step(gen: Generator, opt: torch.optim.Optimizer, tap: FeatureTap,
             f"terms, or check that the classifier gives finite logits for images in [0, 1]")
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if cfg.lr_warmup_steps:
+        warm_lr(opt, cfg.lr, cfg.lr_warmup_steps)
     opt.step()
     rec = {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()},
            "batch_accuracy": (logits.detach().argmax(1) == cond.labels).float().mean()}

@@ -116,3 +116,32 @@ def test_cost_predict_adds_up_the_plan():
     assert out["predicted_total_seconds"] == round(sum(out["notebooks"][nb]["seconds"]
                                                        for nb in out["notebooks"]))
     assert out["gpu_extrapolation"]["total_seconds"] > 0
+
+
+def test_lr_warmup_is_opt_in_linear_and_resumes():
+    """The warm-up lever: off by default and absent from the cache key at 0; Adam step k uses
+    lr * min(1, k / warmup), counted from Adam's own state (so a resumed run continues it);
+    a negative count is refused."""
+    import pytest
+    import torch
+
+    from netinv_core.cache import config_key
+    from netinv_core.config import GeneratorConfig, to_dict
+    from netinv_core.errors import ConfigError
+    from netinv_core.inversion import warm_lr
+
+    base = GeneratorConfig()
+    assert base.lr_warmup_steps == 0 and "lr_warmup_steps" not in to_dict(base)
+    assert config_key("generator", to_dict(base)) != config_key(
+        "generator", to_dict(GeneratorConfig(lr_warmup_steps=50)))
+    with pytest.raises(ConfigError, match="lr_warmup_steps"):
+        GeneratorConfig(lr_warmup_steps=-1)
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.Adam([w], lr=1.0)
+    seen = []
+    for _ in range(6):
+        warm_lr(opt, 0.01, 4)
+        seen.append(opt.param_groups[0]["lr"])
+        w.grad = torch.ones(3)
+        opt.step()
+    assert seen == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01])
