@@ -319,9 +319,5 @@ def load_or_train(kind: str, key: Mapping[str, Any], name: str, config, *,
     save_checkpoint(path, kind=kind, config=key, metrics=metrics,
                     tensors={"model": model.state_dict(), "history": history, **saved})
     partial.unlink(missing_ok=True)
-    # the model as a later load would build it: training may keep its weights channels-last (a
-    # speed lever), and convolutions round differently by memory format, so a fresh model and a
-    # cached one would give slightly different samples for one seed. Contiguous, like the loaded one.
-    model = model.to(memory_format=torch.contiguous_format)
     return Trained(model.to(device).eval(), config, metrics, str(path), history,
                    {k: saved[k] for k in extras})

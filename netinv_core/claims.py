@@ -58,7 +58,8 @@ Rules (the thresholds are constants of ``claims_common``, re-exported here; the 
   floor + 0.2: partly; else refuted.
 - Two clusters per class: the verdict of ``interpret.clusters_fair_verdict`` recorded in
   fig3_interpretability.json (``supported`` -> supported, ``supported as generator clusters`` ->
-  partly, ``refuted`` -> refuted).
+  partly, ``refuted`` -> refuted, ``inconclusive`` -> inconclusive: the rule missed its positive
+  control, real classes merged in pairs). The evidence shows the same rule on real test images.
 - A larger cosine weight gives more clusters: supported if, on some feature layer, the larger
   gamma has more classes above the Gaussian null than the smaller one and at least 8 of 10 above
   it; else refuted (one generator per gamma, so the seed rule makes it inconclusive).

@@ -156,8 +156,8 @@ def _attempts(src, name, train=None) -> list:
             and (train is None or a.get("train") == train)]
 
 
-def _attempts_note(src, name, train=None) -> str:
-    att = _attempts(src, name, train)
+def _attempts_note(src, name, train=None, att=None) -> str:
+    att = _attempts(src, name, train) if att is None else att
     where = "" if train is None else f" with {NAMES[train]} training"
     if not att:
         return "" if train is None else f" (no further attempt{where} recorded in {name} `attempts`)"
@@ -190,15 +190,15 @@ def ood_cell(train: str, test: str):
         verdict = ("supported" if rate >= paper - OOD_MARGIN else "partly" if rate > 50 else "refuted")
         ev = (f"{rate:.1f} ± {sd:.1f}% of {NAMES[test]} sent to garbage vs paper {paper}%; garbage "
               f"AUROC {auroc:.3f} vs best baseline ({best}) {best_auc:.3f}; in-distribution accuracy "
-              f"{acc:.1f}% (paper {PAPER_OOD[train][train]}%)"
-              + _attempts_note(src, "fig4_ood.json", train))
-        own = [a for a in _attempts(src, "fig4_ood.json", train) if a["name"] == "own_normalisation"
-               and test in a.get("ood", {})]
+              f"{acc:.1f}% (paper {PAPER_OOD[train][train]}%)")
+        att = _attempts(src, "fig4_ood.json", train)
+        ev += _attempts_note(src, "fig4_ood.json", train, att)
+        own = [a for a in att if a["name"] == "own_normalisation" and test in a.get("ood", {})]
         if own:
             o = own[0]["ood"][test]["own_normalisation"]["garbage_rate"]
             ev += (f"; with each OOD set's own normalisation (the lab's loaders, seeds "
                    f"{own[0].get('seeds')}): {100 * o['mean']:.1f}% to garbage")
-        if verdict == "refuted" and not _attempts(src, "fig4_ood.json", train):
+        if verdict == "refuted" and not att:
             verdict = "inconclusive"
             ev += "; the default alone is not a fair attempt (rule: inconclusive until a variant is tried)"
         return verdict, ev, seeds

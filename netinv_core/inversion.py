@@ -362,4 +362,7 @@ def train_generator(classifier: nn.Module, cfg: GeneratorConfig, image_shape, *,
             stop_at=cfg.stop_at_accuracy)
     finally:
         tap.remove()
-    return gen, history
+    # hand the generator out as a cached copy loads it: training keeps the weights channels-last
+    # (a speed lever), and convolutions round differently by memory format, so the same weights
+    # would otherwise sample (and score) slightly differently cold and warm
+    return gen.to(memory_format=torch.contiguous_format), history
