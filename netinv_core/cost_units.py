@@ -55,7 +55,8 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
     from .classifier import Classifier
     from .figure5 import recon_config
     from .generator import Generator, generate
-    from .inversion import FeatureTap, frozen, inversion_step
+    from .frozen import inversion_ready
+    from .inversion import FeatureTap, inversion_step
     from .reconstruct import PerSampleGradNorm, recon_generator, reconstruction_step
 
     prof = get_profile(profile)
@@ -89,7 +90,7 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
         gopt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         rng = torch.Generator().manual_seed(0)
         tap = FeatureTap(clf)
-        with frozen(clf):
+        with inversion_ready(clf):
             step = lambda: inversion_step(gen, gopt, tap, cfg, rng, device)  # noqa: E731
             units[f"inversion_step/{key}"] = (_time(step, repeats, device, f"inversion_step/{key}"),
                                                   _flops(step))
@@ -104,7 +105,7 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
         ropt = torch.optim.Adam(rgen.parameters(), lr=rcfg.lr, betas=(0.5, 0.999))
         tap = FeatureTap(clf)
         gn = PerSampleGradNorm(clf) if rcfg.weights.eta3 > 0 else None
-        with frozen(clf):
+        with inversion_ready(clf):
             rstep = lambda: reconstruction_step(rgen, ropt, tap, rcfg, gn, rng, device)  # noqa: E731
             units[f"reconstruction_step/{key}"] = (
                 _time(rstep, max(1, repeats - 1), device, f"reconstruction_step/{key}"),

@@ -7,7 +7,6 @@ orthogonality terms need its features, read by a forward hook on the module name
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +19,7 @@ from .cache import GLOBAL_RNG, check_checkpoint_path, restore_state, save_state
 from .config import GeneratorConfig, to_dict
 from .device import resolve_device, same_device
 from .errors import ConfigError, ShapeError, TrainingDivergedError
+from .frozen import frozen, inversion_ready  # noqa: F401  (frozen: its historical import path)
 from .generator import Conditioning, Generator, sample_conditioning
 from .losses import inversion_loss
 
@@ -124,22 +124,6 @@ def check_classifier_input(model: nn.Module, image_shape, device="cpu") -> int:
         raise ConfigError("the classifier returns non-finite logits (NaN or inf) for random "
                           "images in [0, 1]; check its weights and forward pass before inverting it")
     return out.shape[1]
-
-
-@contextmanager
-def frozen(model: nn.Module):
-    """Evaluation mode and no parameter gradients for the duration; restored afterwards."""
-    flags = [p.requires_grad for p in model.parameters()]
-    was = model.training
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, f in zip(model.parameters(), flags):
-            p.requires_grad_(f)
-        model.train(was)
 
 
 def autocast(device, precision: str = "fp32"):
@@ -262,7 +246,7 @@ def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generat
                 and sum(acc[-window:]) / window >= stop_at)
 
     gen.train()
-    with frozen(classifier):
+    with inversion_ready(classifier):
         bar = tqdm(range(start, steps), desc=desc, disable=not progress, leave=False,
                    initial=start, total=steps)
         t0 = time.perf_counter()

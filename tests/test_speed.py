@@ -47,6 +47,84 @@ def test_dropout_keeps_the_rate_and_the_mean():
     assert torch.equal(Dropout(1.0).train()(torch.ones(5)), torch.zeros(5))
 
 
+def test_half_masks_are_fair_independent_bits_in_the_input_layout():
+    torch.manual_seed(0)
+    x = torch.ones(64, 16, 9, 9).contiguous(memory_format=torch.channels_last)
+    y = Dropout(0.5).train()(x)
+    assert y.stride() == x.stride()                      # layout kept, no copy back
+    assert set(y.unique().tolist()) == {0.0, 2.0}
+    zero = (y == 0).float()
+    assert abs(zero.mean().item() - 0.5) < 0.01          # 83k bits: sd 0.0017
+    flat = zero.flatten()
+    # neighbouring bits of one 31-bit word, and across words, are uncorrelated
+    for lag in (1, 30, 31, 32):
+        r = torch.corrcoef(torch.stack([flat[:-lag], flat[lag:]]))[0, 1].item()
+        assert abs(r) < 0.02, (lag, r)
+    odd = torch.ones(7, 5)                               # not a multiple of 31 elements
+    assert Dropout(0.5).train()(odd).shape == (7, 5)
+    # sampling (no autograd) keeps the uniform masks: cached generators sample as before
+    torch.manual_seed(1)
+    with torch.no_grad():
+        sampled = Dropout(0.5).train()(x)
+    torch.manual_seed(1)
+    assert torch.equal(sampled, x * ((torch.rand_like(x) >= 0.5).float() * 2.0))
+
+
+def test_latent_conv_transpose_is_the_convolution_as_a_matmul():
+    from netinv_core.generator import LatentConvTranspose2d
+    torch.manual_seed(0)
+    ref = torch.nn.ConvTranspose2d(12, 6, 5)
+    fast = LatentConvTranspose2d(12, 6, 5)
+    fast.load_state_dict(ref.state_dict())               # same parameters, same state dict
+    z = torch.randn(4, 12, 1, 1)
+    assert torch.allclose(fast(z), ref(z), atol=1e-6)
+    cl = fast.to(memory_format=torch.channels_last)
+    out = cl(z)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(out, ref(z), atol=1e-6)
+    big = torch.randn(2, 12, 3, 3)                       # not 1x1: the convolution itself
+    assert torch.allclose(fast(big), ref(big), atol=1e-6)
+
+
+def test_classifier_runs_channels_last_inside_the_context_and_is_restored():
+    from netinv_core.classifier import Classifier
+    from netinv_core.frozen import inversion_ready
+    from netinv_core.inversion import FeatureTap
+    torch.manual_seed(0)
+    clf = Classifier((1, 28, 28), 10)
+    for bn in (m for m in clf.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5)              # statistics that folding must honour
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    clf.train()                                          # inversion_ready puts it in eval mode
+    tap = FeatureTap(clf)
+    before = {k: (v.data_ptr(), v.stride()) for k, v in clf.state_dict().items()}
+    x = torch.rand(8, 1, 28, 28)
+    clf.eval()
+    ref, ref_feats = tap(x)
+    clf.train()
+    seen = {}
+
+    def look(module, inputs, out):
+        seen["cl"] = out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+
+    hook = clf.body[2].register_forward_hook(look)          # after conv 1 + its BatchNorm
+    with inversion_ready(clf):
+        out, feats = tap(x)
+        assert not clf.training
+        assert all(not p.requires_grad for p in clf.parameters())
+        assert all("forward" in vars(clf.body[i]) for i in (1, 5, 10))  # every BN folded
+    hook.remove()
+    tap.remove()
+    assert seen["cl"]                                    # the 1-channel first convolution too
+    assert torch.allclose(out, ref, atol=1e-4) and torch.allclose(feats, ref_feats, atol=1e-4)
+    assert clf.training                                  # restored: mode, weights, layout, BN
+    assert {k: (v.data_ptr(), v.stride()) for k, v in clf.state_dict().items()} == before
+    assert all(p.requires_grad for p in clf.parameters())
+    assert "forward" not in vars(clf.body[1])
+
+
 def test_moving_average_milestones():
     acc = [0.0] * 10 + [1.0] * 30
     assert steps_to_accuracy(acc, 0.95, 20) == 29  # 19 of the last 20 steps at 1.0 = 0.95
