@@ -261,16 +261,28 @@ def run_attempts(names, out: str | Path, dataset="mnist", train_size=1000, profi
     names = check_names(names, epsilon)
     check_writable(out)
     specs = [s for n in names for s in attempt_specs(n, epsilon)]
-    done = json.loads(Path(out).read_text()) if Path(out).exists() else []
+    done = superseded_removed(json.loads(Path(out).read_text()) if Path(out).exists() else [])
     for spec in specs:
-        key = (spec["name"], dataset, spec.get("train_size") or train_size, list(seeds))
-        if any((d["name"], d["dataset"], d["train_size"], d["seeds"]) == key for d in done):
+        key = (spec["name"], dataset, spec.get("train_size") or train_size)
+        if any((d["name"], d["dataset"], d["train_size"]) == key and set(seeds) <= set(d["seeds"])
+               for d in done):
             log(f"[attempt {spec['name']}] already in {out}")
             continue
         done.append(run_attempt(spec, dataset, train_size, profile, seeds=seeds, device=device,
                                 log=log))
+        done = superseded_removed(done)
         write_json(out, done)
     return done
+
+
+def superseded_removed(records: list[dict]) -> list[dict]:
+    """``records`` without those whose seeds are a proper subset of another record's for the same
+    attempt (name, dataset, training-set size): a 3-seed rerun replaces the 1-seed record (its
+    seed-0 generator is the cached one, so seed 0 scores the same). Order is kept."""
+    def key(r):
+        return r["name"], r["dataset"], r["train_size"]
+    return [r for r in records if not any(key(o) == key(r) and set(r["seeds"]) < set(o["seeds"])
+                                          for o in records)]
 
 
 def attempt_samples(rec: dict, profile=None, n_per_class: int = 1, seed_index: int = 0,

@@ -166,7 +166,7 @@ def load_search(storage: str, study_name: str = "recon_weights") -> dict:
 
 
 def add_subcommands(sub) -> None:
-    """The ``search`` and ``best`` subcommands of ``python -m netinv_core.recon_attempts``."""
+    """The ``search``, ``best`` and ``record`` subcommands of ``python -m netinv_core.recon_attempts``."""
     s = sub.add_parser("search")
     s.add_argument("--storage", required=True)
     s.add_argument("--trials", type=int, default=40)
@@ -181,10 +181,56 @@ def add_subcommands(sub) -> None:
     b.add_argument("--storage", required=True)
     b.add_argument("--out", required=True, help="the attempts file to append search_best to")
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r = sub.add_parser("record", help="fold the attempts (and a search) into the Figure 5 JSON "
+                                      "and redraw the attempts grid (nothing is trained)")
+    r.add_argument("--json", default="figures/fig5_reconstruction.json")
+    r.add_argument("--attempts", default="figures/fig5_attempts.json")
+    r.add_argument("--storage", default=None, help="an Optuna storage whose search to record")
+    r.add_argument("--note", default=None, help="why the search stopped where it did")
+    r.add_argument("--profile", default=DEFAULT_PROFILE)
+
+
+def record_attempts(json_path, attempts_path, storage: str | None = None, note: str | None = None,
+                    profile=None, log=print) -> dict:
+    """Fold the attempts file (1-seed records superseded by a rerun with more seeds dropped) and,
+    with ``storage``, the search into the Figure 5 record ``json_path``, and redraw
+    ``fig5_attempts{,_stretched}`` beside it from the cached generators: what the notebook's
+    attempts cell does, without rerunning the reconstructions of every dataset."""
+    from .plotting import attempts_grid
+    from .recon_attempts import attempt_samples, format_attempts_table, superseded_removed
+    from .results import save_figure, save_json
+
+    json_path, attempts_path = Path(json_path), Path(attempts_path)
+    for p in (json_path, attempts_path):
+        if not p.exists():
+            raise ConfigError(f"{p} does not exist; run the Figure 5 notebook or "
+                              f"`python -m netinv_core.recon_attempts attempts --out {p}` first")
+    check_writable(json_path)
+    rec = json.loads(json_path.read_text())
+    rec["attempts"] = superseded_removed(json.loads(attempts_path.read_text()))
+    if storage:
+        old = rec.get("search") or {}
+        rec["search"] = load_search(storage)
+        if note or (old.get("note") and old.get("trials") == rec["search"]["trials"]):
+            rec["search"]["note"] = note or old["note"]
+    save_json(rec, json_path)
+    log(format_attempts_table(rec["attempts"]))
+    shown = [r for r in rec["attempts"] if r["dataset"] == "mnist"]
+    cols = [attempt_samples(r, profile)[0] for r in shown]
+    from .data import CLASS_NAMES
+    for stretched, suffix, how in ((False, "", "fixed [0, 1] range"),
+                                   (True, "_stretched", "contrast-stretched per image")):
+        fig = attempts_grid(cols, [r["name"] for r in shown], CLASS_NAMES["mnist"],
+                            stretched=stretched, title=f"attempts (seed 0), {how}")
+        save_figure(fig, json_path.parent / f"fig5_attempts{suffix}")
+    return rec
 
 
 def run_subcommand(args, log) -> None:
-    """Run the parsed ``search`` or ``best`` subcommand."""
+    """Run the parsed ``search``, ``best`` or ``record`` subcommand."""
+    if args.cmd == "record":
+        record_attempts(args.json, args.attempts, args.storage, args.note, args.profile, log)
+        return
     if args.cmd == "best":
         run_best(args.storage, args.out, seeds=tuple(args.seeds), log=log)
         return

@@ -94,6 +94,8 @@ def test_bad_attempt_and_search_inputs_fail_before_training(monkeypatch, tmp_pat
     with pytest.raises(ConfigError, match="cannot write"):
         ra.run_attempts(["default"], blocker / "a.json")
     assert ra.main(["attempts", "--names", "nope", "--out", str(tmp_path / "a.json")]) == 2
+    assert ra.main(["record", "--json", str(tmp_path / "none.json"),
+                    "--attempts", str(tmp_path / "a.json")]) == 2
 
 
 def test_search_resumes_without_repeating_finished_trials(tmp_path):
@@ -122,3 +124,22 @@ def test_tv_sweep_values_can_be_named_alone():
     assert attempt_specs("tv_sweep_eta1_0.2")[0]["overrides"] == {"weights": {"eta1": 0.2}}
     with pytest.raises(ConfigError, match="unknown attempt variant"):
         attempt_specs("tv_sweep_eta1_5")
+
+
+def test_a_three_seed_rerun_replaces_the_one_seed_record(monkeypatch, tmp_path):
+    from netinv_core import recon_attempts as ra
+    calls = []
+
+    def fake(spec, dataset, train_size, profile, *, seeds, **k):
+        calls.append((spec["name"], tuple(seeds)))
+        return {"name": spec["name"], "dataset": dataset, "train_size": train_size,
+                "seeds": list(seeds)}
+    monkeypatch.setattr(ra, "run_attempt", fake)
+    out = tmp_path / "att.json"
+    ra.run_attempts(["default", "diversity_off"], out, seeds=(0,))
+    ra.run_attempts(["default"], out, seeds=(0, 1, 2))
+    ra.run_attempts(["default"], out, seeds=(1,))           # covered by the 3-seed record
+    recs = json.loads(out.read_text())
+    assert [(r["name"], r["seeds"]) for r in recs] == [("diversity_off", [0]),
+                                                       ("default", [0, 1, 2])]
+    assert calls == [("default", (0,)), ("diversity_off", (0,)), ("default", (0, 1, 2))]
