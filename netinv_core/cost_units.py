@@ -105,7 +105,7 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
         ropt = torch.optim.Adam(rgen.parameters(), lr=rcfg.lr, betas=(0.5, 0.999))
         tap = FeatureTap(clf)
         gn = PerSampleGradNorm(clf) if rcfg.weights.eta3 > 0 else None
-        with inversion_ready(clf):
+        with inversion_ready(clf, fold=False):
             rstep = lambda: reconstruction_step(rgen, ropt, tap, rcfg, gn, rng, device)  # noqa: E731
             units[f"reconstruction_step/{key}"] = (
                 _time(rstep, max(1, repeats - 1), device, f"reconstruction_step/{key}"),

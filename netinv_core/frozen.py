@@ -8,7 +8,7 @@ inversion step on the CPU); every change is undone on exit.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn as nn
@@ -106,10 +106,16 @@ def _identity(x):
 
 
 @contextmanager
-def inversion_ready(model: nn.Module, keep: tuple[str, ...] = ()):
+def inversion_ready(model: nn.Module, keep: tuple[str, ...] = (), fold: bool = True):
     """The frozen classifier of generator training, fast: ``frozen`` (evaluation mode, no
-    parameter gradients), BatchNorm folded into the convolutions (``folded_batchnorm``) and the
-    weights channels-last (``channels_last_weights``); the same function up to float rounding,
-    and the model as it was afterwards."""
-    with frozen(model), folded_batchnorm(model, keep), channels_last_weights(model):
+    parameter gradients), BatchNorm folded into the convolutions (``folded_batchnorm``, unless
+    ``fold`` is False) and the weights channels-last (``channels_last_weights``); the same
+    function up to float rounding, and the model as it was afterwards.
+
+    Use ``fold=False`` where anything depends on the classifier's *parameters* rather than its
+    function: folding reparametrises the convolutions and bypasses BatchNorm's forward, so a
+    ``torch.func.functional_call`` with the original parameters (the per-sample gradient norm of
+    L_Grad, Section 5.3) would run conv -> (no BatchNorm), a different network."""
+    fold_ctx = folded_batchnorm(model, keep) if fold else nullcontext()
+    with frozen(model), fold_ctx, channels_last_weights(model):
         yield model

@@ -213,7 +213,8 @@ def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generat
                   kind: str, meta: dict, checkpoint: str | Path | None = None,
                   checkpoint_every: int = 100, progress: bool = True,
                   callback: Callable[[dict], None] | None = None, desc: str = "generator",
-                  sync_every: int = 1, stop_at: float | None = None, window: int = 20) -> dict:
+                  sync_every: int = 1, stop_at: float | None = None, window: int = 20,
+                  fold_batchnorm: bool = True) -> dict:
     """The resumable loop shared by inversion and reconstruction: ``steps`` calls of ``step_fn``
     (one optimiser step, returning its record of floats or 0-d tensors) with ``classifier``
     frozen; returns the history (``step`` plus ``keys`` per step, ``wall`` = cumulative training
@@ -224,7 +225,9 @@ def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generat
     a step's ``wall`` is the time of the synchronisation that read it, so it over-counts by at
     most ``sync_every - 1`` steps. ``callback(record)`` runs for each step at that point (it may
     raise to stop training). With ``stop_at``, training stops at the first synchronisation where
-    the mean batch accuracy of the last ``window`` steps is >= ``stop_at``.
+    the mean batch accuracy of the last ``window`` steps is >= ``stop_at``. The classifier runs
+    ``frozen.inversion_ready`` (BatchNorm folded unless ``fold_batchnorm`` is False: a step that
+    uses the classifier's parameters, like L_Grad, must not fold).
 
     With ``checkpoint`` set, the generator, optimiser, both random states and the history are
     written atomically (as ``kind`` for ``meta``) every ``checkpoint_every`` steps and at the end;
@@ -246,7 +249,7 @@ def fit_generator(gen: nn.Module, opt: torch.optim.Optimizer, rng: torch.Generat
                 and sum(acc[-window:]) / window >= stop_at)
 
     gen.train()
-    with inversion_ready(classifier):
+    with inversion_ready(classifier, fold=fold_batchnorm):
         bar = tqdm(range(start, steps), desc=desc, disable=not progress, leave=False,
                    initial=start, total=steps)
         t0 = time.perf_counter()

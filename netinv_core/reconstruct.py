@@ -147,7 +147,8 @@ def train_reconstructor(classifier: nn.Module, cfg: ReconConfig, image_shape, *,
         cfg.steps, classifier=classifier, keys=("loss", *RECON_TERMS, "batch_accuracy"),
         kind="recon-partial", meta=meta, checkpoint=checkpoint,
         checkpoint_every=checkpoint_every, progress=progress, callback=callback,
-        desc=f"reconstruction (seed {cfg.seed})")
+        desc=f"reconstruction (seed {cfg.seed})",
+        fold_batchnorm=False)  # L_Grad differentiates the classifier's own parameters (BN too)
     tap.remove()
     return gen, history
 

@@ -223,3 +223,23 @@ def test_lr_warmup_is_opt_in_linear_and_resumes():
         w.grad = torch.ones(3)
         opt.step()
     assert seen == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01])
+
+
+def test_gradient_norm_term_sees_the_same_network_in_the_reconstruction_context():
+    """L_Grad differentiates the classifier's own parameters with functional_call: folding
+    BatchNorm would silently turn it into conv -> (no BN); reconstruction runs with fold=False."""
+    from netinv_core.classifier import Classifier
+    from netinv_core.frozen import inversion_ready
+    from netinv_core.losses import PerSampleGradNorm
+    torch.manual_seed(0)
+    clf = Classifier((1, 28, 28), 10).eval()
+    for bn in (m for m in clf.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    gn = PerSampleGradNorm(clf)
+    x, y = torch.rand(4, 1, 28, 28), torch.arange(4)
+    ref = gn(x, y)
+    with inversion_ready(clf, fold=False):
+        assert torch.allclose(gn(x, y), ref, rtol=1e-4)
+    with inversion_ready(clf):                         # what fold=False prevents
+        assert not torch.allclose(gn(x, y), ref, rtol=1e-2)
