@@ -265,8 +265,11 @@ def _training_like_attempts(src) -> str:
     if not src.has(f"{name}#/attempts"):
         return ""
     att = src.get(f"{name}#/attempts")
-    like = [f"{a['name']} ({a['dataset']}-{a['train_size']})" for a in att if a.get("training_like")]
-    return (f"; training-like among the {len(att)} recorded attempts: "
+    def like_(a):       # the rule on all seeds' reconstructions pooled, as the datasets' rows
+        pooled = a.get("pooled")
+        return pooled["training_like"] if pooled else a.get("training_like")
+    like = [f"{a['name']} ({a['dataset']}-{a['train_size']})" for a in att if like_(a)]
+    return (f"; training-like (seeds pooled) among the {len(att)} recorded attempts: "
             f"{', '.join(like) if like else 'none'}")
 
 

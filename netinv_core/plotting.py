@@ -5,6 +5,8 @@ Plotting functions take tensors and return a matplotlib Figure; they never train
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib  # noqa: F401  (backend chosen by the caller or MPLBACKEND)
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -302,7 +304,7 @@ def attempts_grid(columns: list[torch.Tensor], names: list[str], class_names, *,
     """One column per attempt (one image per class each), fixed [0, 1] or contrast-stretched."""
     f = stretch if stretched else (lambda t: t)
     return inversion_grid([f(c) for c in columns], class_names, title=title,
-                          column_titles=[n.replace("_", "\n", 1) for n in names])
+                          column_titles=[textwrap.fill(n.replace("_", " "), 13) for n in names])
 
 
 def nearest_grid(result: dict, class_names, per_class: int = 2, *, title=""):

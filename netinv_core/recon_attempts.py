@@ -212,13 +212,14 @@ def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, prof
     judge = judge if judge is not None and spec["classifier"] == "cnn" and ts == train_size \
         else make_judge(clf.model, dataset, ts, device=device)
     n_per_class = n_per_class or get_profile(profile).recon.n_per_class
-    per_seed = []
+    per_seed, samples = [], []
     t0 = time.perf_counter()
     for seed in seeds:
         cfg = recon_cfg(profile, seed, spec["overrides"], base_overrides)
         rec = get_reconstructor(clf, cfg, device=device, progress=False, classifier_key=key)
         gen, hist = rec.model, rec.history
         x, y, oor = sample(gen, n_per_class, mode=sampling, seed=1000 + seed)
+        samples.append((x, y))
         m = judge.metrics(x, y)
         m.update(seed=seed, generator_seconds=hist["seconds"], raw_out_of_range_share=oor,
                  sampling_modes=sampling_modes_report(gen, clf.model, n_per_class, 1000 + seed,
@@ -234,8 +235,17 @@ def run_attempt(spec: dict, dataset: str = "mnist", train_size: int = 1000, prof
             clf.metrics.get("test_accuracy"), "overrides": spec["overrides"],
             "base_overrides": base_overrides or {}, "sampling": sampling, "seeds": list(seeds),
             "summary": _summary(per_seed), "per_seed": per_seed,
+            "pooled": pooled_record(judge, samples),
             "training_like": _summary(per_seed)["training_like_seeds"] == len(per_seed),
             "seconds": time.perf_counter() - t0}
+
+
+def pooled_record(judge: Judge, samples) -> dict:
+    """The metrics of every seed's reconstructions pooled (one permutation test over all
+    generators' images, as Figure 5 pools its generators) and the verdict rule on them."""
+    m = judge.metrics(torch.cat([x for x, _ in samples]), torch.cat([y for _, y in samples]))
+    return {**{k: m[k] for k in METRIC_KEYS}, "n_images": m["n_images"],
+            "training_like": training_like(m)}
 
 
 def check_writable(path) -> None:
@@ -304,7 +314,8 @@ def attempt_samples(rec: dict, profile=None, n_per_class: int = 1, seed_index: i
 def format_attempts_table(records: list[dict]) -> str:
     """One row per attempt: mean over seeds of the calibrated metrics, and the verdict."""
     head = (f"{'attempt':>28s} {'n':>5s} {'seeds':>5s} {'label':>6s} {'verif':>6s} {'1-NN':>6s} "
-            f"{'NCCtr':>6s} {'NCCte':>6s} {'closer':>6s} {'p (per seed)':>14s} training-like")
+            f"{'NCCtr':>6s} {'NCCte':>6s} {'closer':>6s} {'p (per seed)':>14s} training-like "
+            f"{'pooled: verif':>13s} {'closer':>6s} {'p':>6s} training-like")
     lines = [head]
     for r in records:
         s = r["summary"]
@@ -313,7 +324,10 @@ def format_attempts_table(records: list[dict]) -> str:
                      f"{s['label_accuracy']['mean']:6.3f} {s['verifier_accuracy']['mean']:6.3f} "
                      f"{s['nn_accuracy']['mean']:6.3f} {s['ncc_train']['mean']:6.3f} "
                      f"{s['ncc_test']['mean']:6.3f} {s['train_closer_share']['mean']:6.3f} "
-                     f"{ps:>14s} {s['training_like_seeds']}/{len(r['seeds'])}")
+                     f"{ps:>14s} {s['training_like_seeds']}/{len(r['seeds'])}"
+                     + (f" {pl['verifier_accuracy']:13.3f} {pl['train_closer']['share']:6.3f} "
+                        f"{pl['train_closer']['p_value']:6.3f} {'yes' if pl['training_like'] else 'no'}"
+                        if (pl := r.get("pooled")) else ""))
     return "\n".join(lines)
 
 

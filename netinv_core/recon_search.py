@@ -208,6 +208,9 @@ def record_attempts(json_path, attempts_path, storage: str | None = None, note: 
     check_writable(json_path)
     rec = json.loads(json_path.read_text())
     rec["attempts"] = superseded_removed(json.loads(attempts_path.read_text()))
+    for att in rec["attempts"]:
+        if "pooled" not in att:        # recorded before pooling: rescore from cached generators
+            att["pooled"] = pooled_from_cache(att, profile, log)
     if storage:
         old = rec.get("search") or {}
         rec["search"] = load_search(storage)
@@ -215,7 +218,9 @@ def record_attempts(json_path, attempts_path, storage: str | None = None, note: 
             rec["search"]["note"] = note or old["note"]
     save_json(rec, json_path)
     log(format_attempts_table(rec["attempts"]))
-    shown = [r for r in rec["attempts"] if r["dataset"] == "mnist"]
+    first = ("mlp_positive_control", "default", "lab_sign_noise")     # control, default, faithful
+    shown = sorted((r for r in rec["attempts"] if r["dataset"] == "mnist"),
+                   key=lambda r: first.index(r["name"]) if r["name"] in first else len(first))
     cols = [attempt_samples(r, profile)[0] for r in shown]
     from .data import CLASS_NAMES
     for stretched, suffix, how in ((False, "", "fixed [0, 1] range"),
@@ -224,6 +229,25 @@ def record_attempts(json_path, attempts_path, storage: str | None = None, note: 
                             stretched=stretched, title=f"attempts (seed 0), {how}")
         save_figure(fig, json_path.parent / f"fig5_attempts{suffix}")
     return rec
+
+
+def pooled_from_cache(rec: dict, profile=None, log=print) -> dict | None:
+    """``pooled_record`` of a recorded attempt, resampled from its cached generators (the same
+    images as its per-seed metrics: sampling mode and seeds of the record); None, with a line
+    saying why, when a generator is not in the cache."""
+    from .config import get_profile
+    from .errors import NetinvError
+    from .recon_attempts import attempt_samples, pooled_record
+
+    n = get_profile(profile).recon.n_per_class
+    try:
+        clf, _ = attacked_classifier(rec["classifier"], rec["dataset"], rec["train_size"], profile)
+        judge = make_judge(clf.model, rec["dataset"], rec["train_size"])
+        samples = [attempt_samples(rec, profile, n, i) for i in range(len(rec["seeds"]))]
+    except NetinvError as e:
+        log(f"[record] {rec['name']} seeds {rec['seeds']}: not pooled ({e})")
+        return None
+    return pooled_record(judge, samples)
 
 
 def run_subcommand(args, log) -> None:
