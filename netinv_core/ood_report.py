@@ -141,7 +141,7 @@ def rounds_figure(out_dir):
             if any((v[0].get("history") or {}).get("round_eval") or [])}
     if not runs:
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 6))
     for (train, variant), r in sorted(runs.items()):
         h = r["history"]
         ep = h["epoch"]
@@ -163,7 +163,7 @@ def rounds_figure(out_dir):
     axes[2].set(xlabel="classifier epoch (round)", ylabel="MiB (uint8)",
                 title="garbage set memory")
     for ax in axes:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)  # off the data
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
