@@ -11,7 +11,8 @@ Arms (each a generator + optimiser of its own, the same random-weight quick MNIS
 - ``+ stem matmul``: ``generator.LatentConvTranspose2d`` computing the 1x1 transposed convolution
   as a matrix product;
 - ``+ bit masks``: Bernoulli(1/2) dropout masks from random bits (``generator.half_masks``);
-- ``all (new default)``: the four together (``frozen.inversion_ready``), as ``fit_generator`` now runs.
+- ``all but bit masks``, ``all``: three / all four together; ``all`` is what ``fit_generator``
+  now runs (``frozen.inversion_ready`` + the generator's stem and masks).
 Prints JSON: median step seconds per arm, speed-up vs ``previous``, the counted GFLOP per step and
 the fp32 matmul rate measured in the same process, and the load average.
 """
@@ -20,7 +21,7 @@ import contextlib
 import json
 import os
 import statistics
-import time
+import sys
 import types
 
 import torch
@@ -32,6 +33,9 @@ from netinv_core.classifier import Classifier
 from netinv_core.config import GeneratorConfig
 from netinv_core.frozen import channels_last_weights, folded_batchnorm, frozen
 from netinv_core.inversion import FeatureTap, inversion_step
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from speed_levers import time_interleaved  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
@@ -71,18 +75,7 @@ for name, levers in ARMS.items():
     runs[name] = (step, [])
 
 with frozen(clf):
-    for fn, _ in runs.values():
-        fn(), fn()
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as fc:
-        runs["previous"][0]()
-    gflop = fc.get_total_flops() / 1e9
-    for _ in range(args.rounds):
-        for name, (fn, ts) in runs.items():
-            t = time.perf_counter()
-            for _ in range(args.steps):
-                fn()
-            ts.append((time.perf_counter() - t) / args.steps)
+    gflop = time_interleaved(runs, "previous", args.rounds, args.steps, warm=2)
 G.half_masks = fast_masks
 mm = matmul_gflops()
 base = statistics.median(runs["previous"][1])

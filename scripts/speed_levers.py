@@ -59,6 +59,26 @@ def old_step(gen, opt, tap, cfg, rng):
             "batch_accuracy": (logits.argmax(1) == cond.labels).float().mean().item()}
 
 
+def time_interleaved(runs: dict, flop_arm: str, rounds: int, steps: int, warm: int = 1) -> float:
+    """Time the arms of ``runs`` (name -> (step function, list of seconds)) in turn, ``rounds``
+    times ``steps`` steps each, appending the mean step seconds of each round to the arm's list
+    (so that machine load hits every arm alike); returns the GFLOP of one step of ``flop_arm``,
+    counted by ``FlopCounterMode``. Call inside the classifier's frozen context."""
+    from torch.utils.flop_counter import FlopCounterMode
+    for fn, _ in runs.values():
+        for _ in range(warm):
+            fn()
+    with FlopCounterMode(display=False) as fc:
+        runs[flop_arm][0]()
+    for _ in range(rounds):
+        for fn, ts in runs.values():
+            t = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            ts.append((time.perf_counter() - t) / steps)
+    return fc.get_total_flops() / 1e9
+
+
 def lever_generator(num_classes, image_shape, cfg, seed, bernoulli, channels_last):
     """A generator seeded with `seed`, with the old `nn.Dropout` (bernoulli_ masks) put back when
     `bernoulli`, and channels-last weights when `channels_last` (the levers both scripts compare)."""

@@ -5,11 +5,12 @@
 Each round times ``--steps`` inversion steps of every lever in turn (random-weight classifier: the
 time does not depend on the weights); prints the median step seconds per lever and its ratio to
 ``old`` (the code before issue 14), plus the counted GFLOP per step and the fp32/bf16 matmul rates.
+Since the later kernel levers every arm but ``old`` uses the current generator (stem matmul, bit
+masks) without the classifier levers; ``scripts/core_levers.py`` measures those four.
 """
 import argparse
 import json
 import statistics
-import time
 
 import torch
 
@@ -20,7 +21,7 @@ from netinv_core.inversion import FeatureTap, frozen, inversion_step
 
 import sys
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from speed_levers import lever_generator, old_step  # noqa: E402
+from speed_levers import lever_generator, old_step, time_interleaved  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
@@ -46,18 +47,7 @@ for name, (layout, drop, prec) in LEVERS.items():
           (lambda g=gen, o=opt, t=tap, c=cfg, r=rng: inversion_step(g, o, t, c, r, "cpu")))
     runs[name] = (fn, [])
 with frozen(clf):
-    for fn, _ in runs.values():
-        fn()
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as fc:
-        runs["old"][0]()
-    gflop = fc.get_total_flops() / 1e9
-    for _ in range(args.rounds):
-        for name, (fn, ts) in runs.items():
-            t = time.perf_counter()
-            for _ in range(args.steps):
-                fn()
-            ts.append((time.perf_counter() - t) / args.steps)
+    gflop = time_interleaved(runs, "old", args.rounds, args.steps)
 mm, mmb = matmul_gflops(), matmul_gflops(dtype=torch.bfloat16)
 base = statistics.median(runs["old"][1])
 out = {"threads": args.threads, "batch": args.batch, "width": args.width, "step_gflop": gflop,
