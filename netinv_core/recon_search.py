@@ -196,9 +196,8 @@ def record_attempts(json_path, attempts_path, storage: str | None = None, note: 
     with ``storage``, the search into the Figure 5 record ``json_path``, and redraw
     ``fig5_attempts{,_stretched}`` beside it from the cached generators: what the notebook's
     attempts cell does, without rerunning the reconstructions of every dataset."""
-    from .plotting import attempts_grid
-    from .recon_attempts import attempt_samples, format_attempts_table, superseded_removed
-    from .results import save_figure, save_json
+    from .recon_attempts import format_attempts_table, superseded_removed
+    from .results import save_json
 
     json_path, attempts_path = Path(json_path), Path(attempts_path)
     for p in (json_path, attempts_path):
@@ -218,17 +217,30 @@ def record_attempts(json_path, attempts_path, storage: str | None = None, note: 
             rec["search"]["note"] = note or old["note"]
     save_json(rec, json_path)
     log(format_attempts_table(rec["attempts"]))
-    first = ("mlp_positive_control", "default", "lab_sign_noise")     # control, default, faithful
-    shown = sorted((r for r in rec["attempts"] if r["dataset"] == "mnist"),
+    attempts_figures(rec["attempts"], json_path.parent, profile)
+    return rec
+
+
+def attempts_figures(records: list[dict], out_dir, profile=None, save=None) -> None:
+    """``fig5_attempts{,_stretched}`` in ``out_dir``: seed 0 of every MNIST attempt, one column
+    each (control, default and the lab-faithful variant first), from the cached generators; at
+    the fixed [0, 1] range and contrast-stretched, written by ``save(fig, stem)`` (default
+    ``results.save_figure``; the notebook passes ``show_and_save``). Used by the notebook and by
+    ``record``."""
+    from .data import CLASS_NAMES
+    from .plotting import attempts_grid
+    from .recon_attempts import attempt_samples
+    from .results import save_figure
+
+    first = ("mlp_positive_control", "default", "lab_sign_noise")
+    shown = sorted((r for r in records if r["dataset"] == "mnist"),
                    key=lambda r: first.index(r["name"]) if r["name"] in first else len(first))
     cols = [attempt_samples(r, profile)[0] for r in shown]
-    from .data import CLASS_NAMES
     for stretched, suffix, how in ((False, "", "fixed [0, 1] range"),
                                    (True, "_stretched", "contrast-stretched per image")):
         fig = attempts_grid(cols, [r["name"] for r in shown], CLASS_NAMES["mnist"],
                             stretched=stretched, title=f"attempts (seed 0), {how}")
-        save_figure(fig, json_path.parent / f"fig5_attempts{suffix}")
-    return rec
+        (save or save_figure)(fig, Path(out_dir) / f"fig5_attempts{suffix}")
 
 
 def pooled_from_cache(rec: dict, profile=None, log=print) -> dict | None:
