@@ -144,9 +144,13 @@ def run_best(storage: str, out, dataset="mnist", train_size=1000, profile=None, 
     spec = {"name": "search_best", "classifier": "cnn", "train_size": None,
             "overrides": best_overrides(rec["best_weights"])}
     done = json.loads(Path(out).read_text()) if Path(out).exists() else []
-    if any(d["name"] == "search_best" and d["seeds"] == list(seeds) for d in done):
-        log(f"[attempt search_best] already in {out}")
-        return next(d for d in done if d["name"] == "search_best")
+    # the same key as run_attempts: (name, dataset, training-set size), seeds included
+    same = [d for d in done if (d["name"], d["dataset"], d["train_size"]) == ("search_best", dataset,
+                                                                          train_size)
+            and set(seeds) <= set(d["seeds"])]
+    if same:
+        log(f"[attempt search_best {dataset}-{train_size}] already in {out}")
+        return same[0]
     res = run_attempt(spec, dataset, train_size, profile, seeds=seeds, device=device, log=log)
     done.append(res)
     write_json(out, done)
@@ -181,6 +185,10 @@ def add_subcommands(sub) -> None:
     b.add_argument("--storage", required=True)
     b.add_argument("--out", required=True, help="the attempts file to append search_best to")
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    b.add_argument("--dataset", default="mnist",
+                   help="rerun the (MNIST-searched) best weights on this dataset")
+    b.add_argument("--train-size", type=int, default=1000)
+    b.add_argument("--profile", default=DEFAULT_PROFILE)
     r = sub.add_parser("record", help="fold the attempts (and a search) into the Figure 5 JSON "
                                       "and redraw the attempts grid (nothing is trained)")
     r.add_argument("--json", default="figures/fig5_reconstruction.json")
@@ -268,7 +276,8 @@ def run_subcommand(args, log) -> None:
         record_attempts(args.json, args.attempts, args.storage, args.note, args.profile, log)
         return
     if args.cmd == "best":
-        run_best(args.storage, args.out, seeds=tuple(args.seeds), log=log)
+        run_best(args.storage, args.out, args.dataset, args.train_size, args.profile,
+                 seeds=tuple(args.seeds), log=log)
         return
     if args.out:
         check_writable(args.out)

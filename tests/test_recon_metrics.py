@@ -116,6 +116,11 @@ def test_search_resumes_without_repeating_finished_trials(tmp_path):
     assert best["name"] == "search_best" and best["overrides"]["weights"] == {
         k: v for k, v in rec["best_weights"].items() if k != "perturbation"}
     assert json.loads((tmp_path / "att.json").read_text())[0]["name"] == "search_best"
+    again = ra.run_best(storage, tmp_path / "att.json", "digits", 300, "smoke", seeds=(0,))
+    assert again == best and len(json.loads((tmp_path / "att.json").read_text())) == 1
+    other = ra.run_best(storage, tmp_path / "att.json", "digits", 200, "smoke", seeds=(0,))
+    assert other["train_size"] == 200         # another training-set size is another attempt
+    assert len(json.loads((tmp_path / "att.json").read_text())) == 2
 
 
 def test_tv_sweep_values_can_be_named_alone():
