@@ -130,6 +130,8 @@ def plan(profile) -> dict:
                     3 * prof.n_generators + 5),
                    (f"fig3 {ds}: SAE 20 epochs", "sae_1_epoch", 20),
                    (f"fig3 {ds}: samples", f"generate_1000/{key(ds)}", 5 * n_samples / 1000)]
+    if fig2_sets:   # numba compiles UMAP's kernels once per notebook kernel
+        stages.append(("fig3: UMAP's numba compilation (once)", "umap_compile", 1))
     out["fig3_interpretability"] = (stages, skipped)
 
     # fig4: garbage-class classifiers
