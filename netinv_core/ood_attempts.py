@@ -298,6 +298,8 @@ def main(argv=None):
     c = sub.add_parser("collect", help="fold figures/ood_attempts/*.json into fig4_ood.json")
     c.add_argument("--out-dir", default="figures/ood_attempts")
     c.add_argument("--json", default="figures/fig4_ood.json")
+    c.add_argument("--not-run", nargs=2, action="append", metavar=("NAME", "WHY"), default=[],
+                   help="record (or, with an empty WHY, remove) an attempt that was not run")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     if a.cmd == "run":
@@ -312,7 +314,7 @@ def main(argv=None):
               {k: round(v["garbage_rate"], 4) for k, v in rec["ood"].items()})
     else:
         from .ood_report import collect
-        collect(a.out_dir, a.json)
+        collect(a.out_dir, a.json, not_run=dict(a.not_run))
 
 
 if __name__ == "__main__":

@@ -171,14 +171,20 @@ def rounds_figure(out_dir):
 
 def collect(out_dir="figures/ood_attempts", json_path="figures/fig4_ood.json",
             not_run: dict | None = None) -> list:
-    """Write ``attempts`` into ``json_path`` (other keys kept; ``not_run``, name -> why, replaces
-    ``attempts_not_run`` when given) and the per-round figure beside it."""
+    """Write ``attempts`` into ``json_path`` (other keys kept) and the per-round figure beside it.
+
+    ``attempts_not_run`` (name -> why): ``not_run`` entries are added or replaced (an empty reason
+    removes one); an entry named after an attempt that now has a measured record is dropped, so
+    the file never says "not run" beside a result."""
     from .results import save_figure, save_json
     path = Path(json_path)
     data = json.loads(path.read_text()) if path.exists() else {}
     data["attempts"] = build_attempts(out_dir)
-    if not_run is not None:
-        data["attempts_not_run"] = not_run
+    measured = {a["name"] for a in data["attempts"]}
+    pending = {k: v for k, v in {**data.get("attempts_not_run", {}), **(not_run or {})}.items()
+               if v and k not in measured}
+    if pending or "attempts_not_run" in data:
+        data["attempts_not_run"] = pending
     save_json(data, path)
     fig = rounds_figure(out_dir)
     if fig is not None:

@@ -165,4 +165,10 @@ def test_attempt_runs_and_collects_on_digits(tmp_path):
     assert names[-2:] == ["capped", "noise_only"]
     saved = json.loads((tmp_path / "fig4_ood.json").read_text())
     assert saved["attempts"][0]["seeds"] == [0] and saved["attempts_not_run"] == {"long": "time"}
+    # a reason beside a measured attempt is dropped; an empty reason removes an entry
+    collect(tmp_path / "a", tmp_path / "fig4_ood.json", not_run={"noise_only": "time"})
+    saved = json.loads((tmp_path / "fig4_ood.json").read_text())
+    assert saved["attempts_not_run"] == {"long": "time"}
+    collect(tmp_path / "a", tmp_path / "fig4_ood.json", not_run={"long": ""})
+    assert json.loads((tmp_path / "fig4_ood.json").read_text())["attempts_not_run"] == {}
     assert (tmp_path / "fig4_ood_attempts_rounds.png").exists()
