@@ -96,6 +96,33 @@ def test_ood_cell_is_refuted_only_after_a_variant_with_that_training_set(tmp_pat
     assert row["verdict"] == "inconclusive"   # the default's own record is no variant
 
 
+def test_ood_cell_takes_a_three_seed_training_variant_that_reaches_the_paper(tmp_path):
+    """A training variant with >= 3 seeds at the paper's rate supports the cell; with fewer seeds,
+    or an evaluation-only attempt (no in-distribution accuracy), it does not."""
+    figs = _figs_copy(tmp_path)
+    path = figs / "fig4_ood.json"
+
+    def variant(d, seeds, trained=True, rate=0.89):
+        d["runs"]["mnist"]["summary"]["ood"]["fashionmnist"]["garbage_rate"]["mean"] = 0.2
+        att = {"name": "diverse_garbage", "train": "mnist", "seeds": list(range(seeds)),
+               "ood": {"fashionmnist": {"garbage_rate": {"mean": rate}}}}
+        if trained:
+            att["in_distribution_accuracy"] = {"mean": 0.994}
+        d["attempts"] = [att]
+
+    _edit(path, lambda d: variant(d, 3))
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]
+    assert row["verdict"] == "supported" and "diverse_garbage (3 seeds) 89.0%" in row["evidence"]
+    assert row["seeds"] == 3 and "20.0" in row["evidence"]       # the default is still shown
+    _edit(path, lambda d: variant(d, 3, rate=0.6))
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]
+    assert row["verdict"] == "partly"
+    for kw in ({"seeds": 2}, {"seeds": 3, "trained": False}):
+        _edit(path, lambda d: variant(d, **kw))
+        row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]
+        assert row["verdict"] == "refuted", kw
+
+
 def test_missing_source_names_claim_and_file(tmp_path):
     shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
     path = tmp_path / "figs" / "ablation.json"
