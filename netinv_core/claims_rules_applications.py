@@ -207,8 +207,9 @@ def ood_cell(train: str, test: str):
         own = [a for a in att if a["name"] == "own_normalisation" and test in a.get("ood", {})]
         if own:
             o = own[0]["ood"][test]["own_normalisation"]["garbage_rate"]
-            ev += (f"; with each OOD set's own normalisation (the lab's loaders, seeds "
-                   f"{own[0].get('seeds')}): {100 * o['mean']:.1f}% to garbage")
+            ev += (f"; with each OOD set's own normalisation (the lab's loaders, "
+                   f"{own[0].get('model', 'capped')} model, seeds {own[0].get('seeds')}): "
+                   f"{100 * o['mean']:.1f}% to garbage")
         best = _best_trained_variant(att, test)
         if best is not None and verdict != "supported":
             v_rate, v_name, v_seeds = best
