@@ -152,17 +152,22 @@ def rounds_figure(out_dir):
     if not runs:
         return None
     fig, axes = plt.subplots(1, 3, figsize=(16, 6))
-    for (train, variant), r in sorted(runs.items()):
-        h = r["history"]
+    # one colour per run in every panel; in the first, OOD sets told apart by line style
+    colours = plt.get_cmap("tab10").colors
+    styles = {"cifar10": ("--", "s")}       # the far set dashed; the near one (MNIST/FMNIST) solid
+    for i, ((train, variant), r) in enumerate(sorted(runs.items())):
+        h, c = r["history"], colours[i % len(colours)]
         ep = h["epoch"]
         for name in r["ood"]:
+            ls, mk = styles.get(name, ("-", "o"))
             axes[0].plot(ep, [100 * (e or {}).get(name, np.nan) for e in h["round_eval"]],
-                         marker="o", label=f"{train} {variant}: {name}")
+                         color=c, ls=ls, marker=mk, label=f"{train} {variant}: {name}")
         nan = lambda v: [np.nan if x is None else x for x in v]  # noqa: E731  (no samples added)
-        axes[1].plot(ep, nan(h["inverted_uncertainty"]), marker="o", label=f"{train} {variant}: UE")
-        axes[1].plot(ep, nan(h["inverted_feature_cosine_all"]), marker="s", ls="--",
+        axes[1].plot(ep, nan(h["inverted_uncertainty"]), color=c, marker="o",
+                     label=f"{train} {variant}: UE")
+        axes[1].plot(ep, nan(h["inverted_feature_cosine_all"]), color=c, marker="s", ls="--",
                      label=f"{train} {variant}: feature cosine (all labels)")
-        axes[2].plot(ep, np.asarray(h["garbage_bytes"]) / 2 ** 20, marker="o",
+        axes[2].plot(ep, np.asarray(h["garbage_bytes"]) / 2 ** 20, color=c, marker="o",
                      label=f"{train} {variant}")
     if not axes[1].lines or all(np.isnan(ln.get_ydata().astype(float)).all() for ln in axes[1].lines):
         axes[1].text(0.5, 0.5, "no inverted samples added\n(noise-only control)", ha="center",
