@@ -52,7 +52,10 @@ Rules (the thresholds are constants of ``claims_common``, re-exported here; the 
   independent judge recognises the class) and a lean towards the training images (train-closer
   share > 0.5 with permutation p < 0.05): supported; only one of the two: partly; neither:
   refuted (``recon_metrics``). Older records without these keys: train-closer share (SSIM) mean -
-  std > 0.5 and some training image matched with SSIM > 0.4.
+  std > 0.5 and some training image matched with SSIM > 0.4. An attempt of
+  ``fig5_reconstruction.json#/attempts`` on the same dataset and training-set size, with at least 3
+  seeds whose pooled reconstructions meet both conditions, makes the dataset supported (the
+  evidence names it); positive controls (the MLP on 100 images) do not count.
 - Reconstruction degrades with the training-set size: from the smallest to the largest training
   set, the train-closer share falls by more than its std AND the SSIM to the nearest training image
   falls: supported; only one of the two: partly; neither: refuted (per dataset, then combined).

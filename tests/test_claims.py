@@ -123,6 +123,35 @@ def test_ood_cell_takes_a_three_seed_training_variant_that_reaches_the_paper(tmp
         assert row["verdict"] == "refuted", kw
 
 
+def test_recon_row_takes_a_three_seed_training_like_attempt(tmp_path):
+    """A pooled training-like attempt with >= 3 seeds at the dataset's smallest training set makes
+    it supported; a 2-seed one, a positive control or another training-set size does not."""
+    figs = _figs_copy(tmp_path)
+    path = figs / "fig5_reconstruction.json"
+    d = json.loads(path.read_text())
+    size = min(r["train_size"] for r in d["datasets"]["fashionmnist"])
+    pooled = {"training_like": True, "verifier_accuracy": 0.7,
+              "train_closer": {"share": 0.65, "p_value": 0.001}}
+
+    def attempt(d, **kw):
+        a = {"name": "search_best", "dataset": "fashionmnist", "train_size": size,
+             "classifier": "cnn", "seeds": [0, 1, 2], "pooled": pooled}
+        d["attempts"] = [{**a, **kw}]
+
+    def row():
+        return {r["id"]: r for r in C.build(figs)["claims"]}["reconstruction_training_like"]
+
+    before = row()
+    _edit(path, attempt)
+    after = row()
+    assert "FMNIST" in after["evidence"] and "search_best (3 seeds pooled)" in after["evidence"]
+    assert C.VERDICTS.index(after["verdict"]) <= C.VERDICTS.index(before["verdict"])
+    for kw in ({"seeds": [0, 1]}, {"name": "mlp_positive_control", "classifier": "mlp"},
+               {"train_size": size + 1}):
+        _edit(path, lambda d: attempt(d, **kw))
+        assert "search_best (3 seeds pooled)" not in row()["evidence"], kw
+
+
 def test_missing_source_names_claim_and_file(tmp_path):
     shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
     path = tmp_path / "figs" / "ablation.json"
