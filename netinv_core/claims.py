@@ -10,7 +10,8 @@ raises ``ClaimSourceError`` naming the claim, the file, the missing key and the 
 regenerates the file. ``command`` is the notebook that writes the source file.
 
 Rules (the thresholds are constants of ``claims_common``, re-exported here; the rules are in
-``claims_rules_design``, Sections 3-4, and ``claims_rules_applications``, Section 5):
+``claims_rules_design``, Sections 3-4, ``claims_rules_applications``, Sections 5.1-5.2, and
+``claims_rules_recon``, 5.3):
 
 - Verdicts: ``supported``, ``partly``, ``refuted``, ``inconclusive``, ``not run``.
 - Seeds: a row computed from fewer than ``MIN_SEEDS`` = 3 seeds (independently seeded
@@ -50,12 +51,15 @@ Rules (the thresholds are constants of ``claims_common``, re-exported here; the 
   fails in any.
 - Reconstruction "training-like": at the smallest training set, verifier_accuracy >= 0.5 (an
   independent judge recognises the class) and a lean towards the training images (train-closer
-  share > 0.5 with permutation p < 0.05): supported; only one of the two: partly; neither:
+  share > 0.5 with permutation p < 0.05) and images near real ones (NCC to the nearest training
+  image at least halfway from the noise baseline's to the real held-out images'): supported;
+  the judge and the lean without the last: partly; only one of the first two: partly; neither:
   refuted (``recon_metrics``). Older records without these keys: train-closer share (SSIM) mean -
   std > 0.5 and some training image matched with SSIM > 0.4. An attempt of
   ``fig5_reconstruction.json#/attempts`` on the same dataset and training-set size, with at least 3
-  seeds whose pooled reconstructions meet both conditions, makes the dataset supported (the
-  evidence names it); positive controls (the MLP on 100 images) do not count.
+  seeds whose pooled reconstructions meet the first two conditions counts the same way (supported
+  with the third, else partly; the evidence names it); positive controls (the MLP on 100 images)
+  do not count.
 - Reconstruction degrades with the training-set size: from the smallest to the largest training
   set, the train-closer share falls by more than its std AND the SSIM to the nearest training image
   falls: supported; only one of the two: partly; neither: refuted (per dataset, then combined).
@@ -86,8 +90,8 @@ from .claims_common import (AGREEMENT_UNLIKE, CONFIDENT_MIN, DIVERSITY_DATASETS,
                             Source, combine, diversity_verdict, effect_size, notebook_for)
 from .claims_rules_applications import (c_clear_threshold, c_decision_boundaries,
                                         c_gamma_clusters, c_ood_id_accuracy, c_pca_spread,
-                                        c_recon_degrades, c_recon_training_like, c_sae_anomaly,
-                                        c_sae_differ, c_two_clusters, ood_cell)
+                                        c_sae_anomaly, c_sae_differ, c_two_clusters, ood_cell)
+from .claims_rules_recon import c_recon_degrades, c_recon_training_like
 from .claims_rules_design import (c_confident, c_cosine_pixels, c_cosine_term, c_dropout,
                                   c_inversion_accuracy, c_label_conditioning,
                                   c_learns_distribution, c_ortho_term, c_unlike_training,

@@ -3,9 +3,9 @@
 the verdict arithmetic (effect size, ``diversity_verdict``, ``combine``) and ``per_dataset``, the
 loop most rules are: one verdict per dataset, combined.
 
-The rules themselves are in ``claims_rules_design`` (Sections 3-4) and
-``claims_rules_applications`` (Section 5); the thresholds are explained in the docstring of
-``netinv_core.claims``.
+The rules themselves are in ``claims_rules_design`` (Sections 3-4), ``claims_rules_applications``
+(Sections 5.1-5.2) and ``claims_rules_recon`` (Section 5.3); the thresholds are explained in the
+docstring of ``netinv_core.claims``.
 """
 from __future__ import annotations
 

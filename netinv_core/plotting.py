@@ -312,14 +312,20 @@ def nearest_grid(result: dict, class_names, per_class: int = 2, *, title=""):
     test image (NCC)."""
     t = result["tensors"]
     x, y = t.images[0]
-    m = t.matches
+    return nearest_columns(x, y, t.train_x, t.test_x, t.matches, class_names, per_class,
+                           title=title)
+
+
+def nearest_columns(x, y, train_x, test_x, m: dict, class_names, per_class: int = 2, *, title=""):
+    """Images ``x`` (labels ``y``) next to the training / held-out images that ``m``
+    (``train_index``, ``test_index``) names as their nearest, ``per_class`` triples per row."""
     cols = [[] for _ in range(3 * per_class)]
     for c in range(len(class_names)):
         idx = torch.nonzero(y == c).flatten()[:per_class]
         for j, i in enumerate(idx.tolist()):
             cols[3 * j].append(x[i])
-            cols[3 * j + 1].append(t.train_x[m["train_index"][i]])
-            cols[3 * j + 2].append(t.test_x[m["test_index"][i]])
+            cols[3 * j + 1].append(train_x[m["train_index"][i]])
+            cols[3 * j + 2].append(test_x[m["test_index"][i]])
     titles = []
     for j in range(per_class):
         titles += ["recon", "nearest\ntrain", "nearest\ntest"]

@@ -241,14 +241,43 @@ def attempts_figures(records: list[dict], out_dir, profile=None, save=None) -> N
     from .results import save_figure
 
     first = ("mlp_positive_control", "default", "lab_sign_noise")
-    shown = sorted((r for r in records if r["dataset"] == "mnist"),
-                   key=lambda r: first.index(r["name"]) if r["name"] in first else len(first))
-    cols = [attempt_samples(r, profile)[0] for r in shown]
-    for stretched, suffix, how in ((False, "", "fixed [0, 1] range"),
-                                   (True, "_stretched", "contrast-stretched per image")):
-        fig = attempts_grid(cols, [r["name"] for r in shown], CLASS_NAMES["mnist"],
-                            stretched=stretched, title=f"attempts (seed 0), {how}")
-        (save or save_figure)(fig, Path(out_dir) / f"fig5_attempts{suffix}")
+    for ds in sorted({r["dataset"] for r in records}, key=lambda d: (d != "mnist", d)):
+        shown = sorted((r for r in records if r["dataset"] == ds),
+                       key=lambda r: first.index(r["name"]) if r["name"] in first else len(first))
+        cols = [attempt_samples(r, profile)[0] for r in shown]
+        stem = "fig5_attempts" if ds == "mnist" else f"fig5_attempts_{ds}"
+        for stretched, suffix, how in ((False, "", "fixed [0, 1] range"),
+                                       (True, "_stretched", "contrast-stretched per image")):
+            fig = attempts_grid(cols, [r["name"] for r in shown], CLASS_NAMES[ds],
+                                stretched=stretched, title=f"{ds} attempts (seed 0), {how}")
+            (save or save_figure)(fig, Path(out_dir) / f"{stem}{suffix}")
+    for r in records:       # look at what "training-like" means: the nearest real images
+        pooled = r.get("pooled") or {}
+        if pooled.get("training_like") and r.get("classifier") != "mlp":
+            (save or save_figure)(attempt_nearest_figure(r, profile),
+                                  Path(out_dir) / f"fig5_attempts_{r['dataset']}_{r['name']}_nearest")
+
+
+def attempt_nearest_figure(rec: dict, profile=None, per_class: int = 2):
+    """Seed 0's reconstructions of a recorded attempt next to their nearest (NCC) image of the
+    attacked classifier's training set and of the size-matched held-out pool, as the judge
+    matches them (nothing is trained)."""
+    from .data import CLASS_NAMES
+    from .plotting import nearest_columns
+    from .recon_attempts import attacked_classifier, attempt_samples
+    from .recon_metrics import make_judge
+
+    clf, _ = attacked_classifier(rec["classifier"], rec["dataset"], rec["train_size"], profile,
+                                 "cpu")
+    judge = make_judge(clf.model, rec["dataset"], rec["train_size"])
+    x, y = attempt_samples(rec, profile, n_per_class=per_class)
+    m = judge.metrics(x, y, with_matches=True)
+    return nearest_columns(x, y, judge.data.train_x, judge.data.heldout_x, m["_matches"],
+                           CLASS_NAMES[rec["dataset"]], per_class,
+                           title=f"{rec['dataset']}-{rec['train_size']} {rec['name']} (seed "
+                                 f"{rec['seeds'][0]}): reconstruction, nearest training image, "
+                                 f"nearest held-out image (NCC); train-closer share "
+                                 f"{m['train_closer']['share']:.2f} on these {len(x)}")
 
 
 def pooled_from_cache(rec: dict, profile=None, log=print) -> dict | None:

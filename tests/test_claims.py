@@ -130,7 +130,9 @@ def test_recon_row_takes_a_three_seed_training_like_attempt(tmp_path):
     path = figs / "fig5_reconstruction.json"
     d = json.loads(path.read_text())
     size = min(r["train_size"] for r in d["datasets"]["fashionmnist"])
-    pooled = {"training_like": True, "verifier_accuracy": 0.7,
+    base = d["datasets"]["fashionmnist"][0]["baselines"]
+    floor = 0.5 * (base["noise"]["ncc_train"] + base["real_test"]["ncc_train"])
+    pooled = {"training_like": True, "verifier_accuracy": 0.7, "ncc_train": floor + 0.01,
               "train_closer": {"share": 0.65, "p_value": 0.001}}
 
     def attempt(d, **kw):
@@ -146,6 +148,10 @@ def test_recon_row_takes_a_three_seed_training_like_attempt(tmp_path):
     after = row()
     assert "FMNIST" in after["evidence"] and "search_best (3 seeds pooled)" in after["evidence"]
     assert C.VERDICTS.index(after["verdict"]) <= C.VERDICTS.index(before["verdict"])
+    assert "the verdict is that attempt's" in after["evidence"]
+    pooled["ncc_train"] = floor - 0.1        # judged and leaning, but far from any real image
+    _edit(path, attempt)
+    assert "far from any real image" in row()["evidence"]
     for kw in ({"seeds": [0, 1]}, {"name": "mlp_positive_control", "classifier": "mlp"},
                {"train_size": size + 1}):
         _edit(path, lambda d: attempt(d, **kw))
