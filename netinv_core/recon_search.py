@@ -218,6 +218,7 @@ def record_attempts(json_path, attempts_path, storage: str | None = None, note: 
     for att in rec["attempts"]:
         if "pooled" not in att:        # recorded before pooling: rescore from cached generators
             att["pooled"] = pooled_from_cache(att, profile, log)
+    rec["attempt_baselines"] = attempt_baselines(rec, profile, log)
     if storage:
         old = rec.get("search") or {}
         rec["search"] = load_search(storage)
@@ -227,6 +228,34 @@ def record_attempts(json_path, attempts_path, storage: str | None = None, note: 
     log(format_attempts_table(rec["attempts"]))
     attempts_figures(rec["attempts"], json_path.parent, profile)
     return rec
+
+
+def attempt_baselines(rec: dict, profile=None, log=print) -> dict:
+    """``{"<dataset>-<train size>": baselines}`` for every attempt's dataset and training-set size
+    that has no Figure 5 row (whose ``baselines`` would calibrate it), e.g. CIFAR-10-1000: the
+    same judge's metrics on all-black, class-mean, wrong-class, noise and real held-out images.
+    Kept from ``rec`` when already there; computed with the cached attacked classifier."""
+    from .config import get_profile
+    from .recon_attempts import attacked_classifier
+    from .recon_metrics import make_judge
+
+    have = {(ds, r["train_size"]) for ds, rows in rec.get("datasets", {}).items() for r in rows}
+    old = rec.get("attempt_baselines") or {}
+    out = {}
+    for a in rec["attempts"]:
+        key = f"{a['dataset']}-{a['train_size']}"
+        if (a["dataset"], a["train_size"]) in have or key in out:
+            continue
+        if key in old:
+            out[key] = old[key]
+            continue
+        clf, _ = attacked_classifier(a["classifier"], a["dataset"], a["train_size"], profile, "cpu")
+        judge = make_judge(clf.model, a["dataset"], a["train_size"])
+        out[key] = judge.baselines(get_profile(profile).recon.n_per_class)
+        log(f"[record] baselines for {key}: " + ", ".join(
+            f"{k} verifier {m['verifier_accuracy']:.3f} NCC {m['ncc_train']:.3f}"
+            for k, m in out[key].items()))
+    return out
 
 
 def attempts_figures(records: list[dict], out_dir, profile=None, save=None) -> None:

@@ -121,6 +121,15 @@ def test_search_resumes_without_repeating_finished_trials(tmp_path):
     other = ra.run_best(storage, tmp_path / "att.json", "digits", 200, "smoke", seeds=(0,))
     assert other["train_size"] == 200         # another training-set size is another attempt
     assert len(json.loads((tmp_path / "att.json").read_text())) == 2
+    # record: a dataset without a Figure 5 row gets its own baselines; one grid per dataset
+    (tmp_path / "fig5.json").write_text(json.dumps({"datasets": {}}))
+    from netinv_core.recon_search import record_attempts
+    rec = record_attempts(tmp_path / "fig5.json", tmp_path / "att.json", profile="smoke",
+                          log=lambda *a: None)
+    assert set(rec["attempt_baselines"]) == {"digits-300", "digits-200"}
+    assert set(rec["attempt_baselines"]["digits-300"]) == {
+        "all_black", "class_mean", "wrong_class", "noise", "real_test"}
+    assert (tmp_path / "fig5_attempts_digits.png").exists()
 
 
 def test_tv_sweep_values_can_be_named_alone():
