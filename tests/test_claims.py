@@ -62,9 +62,12 @@ def test_rows_complete(committed):
 def test_ledger_is_recomputed_from_the_json(tmp_path):
     """build() reads the numbers: changing one in a copy of the figures changes the verdict."""
     shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
-    before = {r["id"]: r for r in C.build(tmp_path / "figs")["claims"]}
     path = tmp_path / "figs" / "fig4_ood.json"
     d = json.loads(path.read_text())
+    # without the 3-seed variant that reaches the paper (it would decide the cell on its own)
+    d["attempts"] = [a for a in d["attempts"] if a["name"] != "diverse_garbage"]
+    path.write_text(json.dumps(d))
+    before = {r["id"]: r for r in C.build(tmp_path / "figs")["claims"]}
     d["runs"]["mnist"]["summary"]["ood"]["fashionmnist"]["garbage_rate"]["mean"] = 0.2
     path.write_text(json.dumps(d))
     after = {r["id"]: r for r in C.build(tmp_path / "figs")["claims"]}
