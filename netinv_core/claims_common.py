@@ -152,6 +152,11 @@ def diversity_verdict(ds: list[float]) -> str:
     return "partly"
 
 
+def stronger(a: str, b: str) -> bool:
+    """Whether verdict ``a`` says more for the claim than ``b`` (order of ``VERDICTS``)."""
+    return VERDICTS.index(a) < VERDICTS.index(b)
+
+
 def combine(verdicts: list[str]) -> str:
     """One verdict from per-dataset ones: all equal -> that one; any support -> partly;
     all refuted or inconclusive -> refuted if any refuted."""

@@ -1,12 +1,12 @@
 """The claim rules of Section 5.1 (interpretability) and 5.2 (OOD with a garbage class; 5.3
-reconstruction: ``claims_rules_recon``): each ``c_*(src)`` (and each ``ood_cell(train, test)``) returns ``(verdict,
-evidence, seeds)`` and reads its numbers through ``src.get`` (which records the source pointers).
+reconstruction: ``claims_rules_recon``): each ``c_*(src)`` (and each ``ood_cell(train, test)``)
+returns ``(verdict, evidence, seeds)`` and reads its numbers through ``src.get`` (which records the source pointers).
 Rules and thresholds: the docstring of ``netinv_core.claims``.
 """
 from __future__ import annotations
 
-from .claims_common import (MIN_SEEDS, NAMES, OOD_MARGIN, PAPER_OOD, VERDICTS, num, pct,
-                            per_dataset)
+from .claims_common import (MIN_SEEDS, NAMES, OOD_MARGIN, PAPER_OOD, num, pct, per_dataset,
+                            stronger)
 
 PER_GENERATOR = "fig3_interpretability.json#/datasets/{ds}/per_generator"
 CLUSTERS_FAIR = "fig3_interpretability.json#/datasets/{ds}/clusters_fair"
@@ -176,6 +176,12 @@ def _best_trained_variant(att: list, test: str):
     return max(rows) if rows else None
 
 
+def _ood_verdict(rate: float, paper: float) -> str:
+    """A garbage rate (%) against the paper's: within ``OOD_MARGIN`` supported, a majority
+    partly, else refuted."""
+    return "supported" if rate >= paper - OOD_MARGIN else "partly" if rate > 50 else "refuted"
+
+
 def ood_cell(train: str, test: str):
     def claim(src):
         paper = PAPER_OOD[train][test]
@@ -198,7 +204,7 @@ def ood_cell(train: str, test: str):
                    key=lambda m: src.get(f"{base}/methods/{m}/auroc/mean"))
         best_auc = src.get(f"{base}/methods/{best}/auroc/mean")
         acc = 100 * src.get(f"fig4_ood.json#/runs/{train}/summary/in_distribution_accuracy/mean")
-        verdict = ("supported" if rate >= paper - OOD_MARGIN else "partly" if rate > 50 else "refuted")
+        verdict = _ood_verdict(rate, paper)
         ev = (f"{rate:.1f} ± {sd:.1f}% of {NAMES[test]} sent to garbage vs paper {paper}%; garbage "
               f"AUROC {auroc:.3f} vs best baseline ({best}) {best_auc:.3f}; in-distribution accuracy "
               f"{acc:.1f}% (paper {PAPER_OOD[train][train]}%)")
@@ -213,11 +219,10 @@ def ood_cell(train: str, test: str):
         best = _best_trained_variant(att, test)
         if best is not None and verdict != "supported":
             v_rate, v_name, v_seeds = best
-            v_verdict = ("supported" if v_rate >= paper - OOD_MARGIN else
-                         "partly" if v_rate > 50 else "refuted")
+            v_verdict = _ood_verdict(v_rate, paper)
             ev += (f"; best training variant with >= {MIN_SEEDS} seeds: {v_name} ({v_seeds} seeds) "
                    f"{v_rate:.1f}% to garbage")
-            if VERDICTS.index(v_verdict) < VERDICTS.index(verdict):
+            if stronger(v_verdict, verdict):
                 verdict, seeds = v_verdict, v_seeds
                 ev += f" (the verdict is {v_name}'s: a faithful variant of the paper's procedure)"
         if verdict == "refuted" and not att:

@@ -4,7 +4,7 @@ pointers). Rules and thresholds: the docstring of ``netinv_core.claims``.
 """
 from __future__ import annotations
 
-from .claims_common import MIN_SEEDS, NAMES, VERDICTS, pct, per_dataset
+from .claims_common import MIN_SEEDS, NAMES, pct, per_dataset, stronger
 
 
 def _recon_rows(src, ds):
@@ -92,7 +92,7 @@ def c_recon_training_like(src):
                            f"< {floor:.3f}, halfway from noise to real held-out images: "
                            f"closer to the training set, yet far from any real image"))
                 v_attempt = "supported" if looks else "partly"
-                if VERDICTS.index(v_attempt) < VERDICTS.index(verdict):
+                if stronger(v_attempt, verdict):
                     verdict, k = v_attempt, seeds
                     ev += "; the verdict is that attempt's"
             return verdict, k, ev

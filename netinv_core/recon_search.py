@@ -10,6 +10,7 @@ the best weights at the profile's full steps as the attempt ``search_best``. CLI
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -213,6 +214,7 @@ def record_attempts(json_path, attempts_path, storage: str | None = None, note: 
             raise ConfigError(f"{p} does not exist; run the Figure 5 notebook or "
                               f"`python -m netinv_core.recon_attempts attempts --out {p}` first")
     check_writable(json_path)
+    _attempt_judge.cache_clear()       # judges live for one record call, not the process
     rec = json.loads(json_path.read_text())
     rec["attempts"] = superseded_removed(json.loads(attempts_path.read_text()))
     for att in rec["attempts"]:
@@ -230,14 +232,20 @@ def record_attempts(json_path, attempts_path, storage: str | None = None, note: 
     return rec
 
 
+@functools.lru_cache(maxsize=4)
+def _attempt_judge(classifier: str, dataset: str, train_size: int, profile=None):
+    """The judge of a recorded attempt's attacked classifier (cached: ``record`` asks for the same
+    one for its pooled metrics, baselines and nearest-image figure)."""
+    clf, _ = attacked_classifier(classifier, dataset, train_size, profile, "cpu")
+    return make_judge(clf.model, dataset, train_size)
+
+
 def attempt_baselines(rec: dict, profile=None, log=print) -> dict:
     """``{"<dataset>-<train size>": baselines}`` for every attempt's dataset and training-set size
     that has no Figure 5 row (whose ``baselines`` would calibrate it), e.g. CIFAR-10-1000: the
     same judge's metrics on all-black, class-mean, wrong-class, noise and real held-out images.
     Kept from ``rec`` when already there; computed with the cached attacked classifier."""
     from .config import get_profile
-    from .recon_attempts import attacked_classifier
-    from .recon_metrics import make_judge
 
     have = {(ds, r["train_size"]) for ds, rows in rec.get("datasets", {}).items() for r in rows}
     old = rec.get("attempt_baselines") or {}
@@ -249,8 +257,7 @@ def attempt_baselines(rec: dict, profile=None, log=print) -> dict:
         if key in old:
             out[key] = old[key]
             continue
-        clf, _ = attacked_classifier(a["classifier"], a["dataset"], a["train_size"], profile, "cpu")
-        judge = make_judge(clf.model, a["dataset"], a["train_size"])
+        judge = _attempt_judge(a["classifier"], a["dataset"], a["train_size"], profile)
         out[key] = judge.baselines(get_profile(profile).recon.n_per_class)
         log(f"[record] baselines for {key}: " + ", ".join(
             f"{k} verifier {m['verifier_accuracy']:.3f} NCC {m['ncc_train']:.3f}"
@@ -259,9 +266,12 @@ def attempt_baselines(rec: dict, profile=None, log=print) -> dict:
 
 
 def attempts_figures(records: list[dict], out_dir, profile=None, save=None) -> None:
-    """``fig5_attempts{,_stretched}`` in ``out_dir``: seed 0 of every MNIST attempt, one column
-    each (control, default and the lab-faithful variant first), from the cached generators; at
-    the fixed [0, 1] range and contrast-stretched, written by ``save(fig, stem)`` (default
+    """Figures of the recorded attempts in ``out_dir``, from the cached generators (nothing is
+    trained): per dataset, ``fig5_attempts{,_stretched}`` (MNIST) or
+    ``fig5_attempts_<dataset>{,_stretched}``, seed 0 of every attempt, one column each (control,
+    default and the lab-faithful variant first), at the fixed [0, 1] range and contrast-stretched;
+    and ``fig5_attempts_<dataset>_<name>_nearest`` for every attempt whose pooled reconstructions
+    are training-like (positive controls excepted). Written by ``save(fig, stem)`` (default
     ``results.save_figure``; the notebook passes ``show_and_save``). Used by the notebook and by
     ``record``."""
     from .data import CLASS_NAMES
@@ -293,12 +303,9 @@ def attempt_nearest_figure(rec: dict, profile=None, per_class: int = 2):
     matches them (nothing is trained)."""
     from .data import CLASS_NAMES
     from .plotting import nearest_columns
-    from .recon_attempts import attacked_classifier, attempt_samples
-    from .recon_metrics import make_judge
+    from .recon_attempts import attempt_samples
 
-    clf, _ = attacked_classifier(rec["classifier"], rec["dataset"], rec["train_size"], profile,
-                                 "cpu")
-    judge = make_judge(clf.model, rec["dataset"], rec["train_size"])
+    judge = _attempt_judge(rec["classifier"], rec["dataset"], rec["train_size"], profile)
     x, y = attempt_samples(rec, profile, n_per_class=per_class)
     m = judge.metrics(x, y, with_matches=True)
     return nearest_columns(x, y, judge.data.train_x, judge.data.heldout_x, m["_matches"],
@@ -319,8 +326,7 @@ def pooled_from_cache(rec: dict, profile=None, log=print) -> dict | None:
 
     n = get_profile(profile).recon.n_per_class
     try:
-        clf, _ = attacked_classifier(rec["classifier"], rec["dataset"], rec["train_size"], profile)
-        judge = make_judge(clf.model, rec["dataset"], rec["train_size"])
+        judge = _attempt_judge(rec["classifier"], rec["dataset"], rec["train_size"], profile)
         samples = [attempt_samples(rec, profile, n, i) for i in range(len(rec["seeds"]))]
     except NetinvError as e:
         log(f"[record] {rec['name']} seeds {rec['seeds']}: not pooled ({e})")
