@@ -79,6 +79,9 @@ def c_recon_training_like(src):
                   f"{pct(real)}), train-closer share {share:.2f} (p = {p:.3f}; 0.5 = no "
                   f"preference), NCC to nearest train / held-out "
                   f"{ncc:.3f} / {src.get(f'{base}/ncc_test'):.3f}")
+            if judged and lean and ncc < floor:
+                ev += (f" (< {floor:.3f}, halfway from noise to real held-out images: "
+                       f"training-like by the judges, yet far from any real image)")
             best = _training_like_attempt(src, ds, n)
             if best is not None and verdict != "supported":
                 pooled, name, seeds = best

@@ -5,7 +5,9 @@ Optuna TPE over the weights and the perturbation, at reduced steps; objective = 
 towards the training images", never SSIM. The study lives in a journal file (``*.log`` /
 ``*.journal``), SQLite (``*.db`` / ``*.sqlite``) or any Optuna storage URL, so a killed search
 resumes without repeating finished trials and several workers can join it. ``run_best`` reruns
-the best weights at the profile's full steps as the attempt ``search_best``. CLI:
+the best weights at the profile's full steps as the attempt ``search_best``. Trials and their
+rerun sit on ``recon_attempts.LEGACY_BASE`` (dropout on the generator's last block too), the base
+the study was run on, so that a resumed study stays one study. CLI:
 ``python -m netinv_core.recon_attempts search|best`` (``add_subcommands``).
 """
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 
 from .config import DEFAULT_PROFILE
 from .errors import ConfigError
-from .recon_attempts import check_writable, recon_cfg, run_attempt, sample, write_json
+from .recon_attempts import (LEGACY_BASE, check_writable, recon_cfg, run_attempt, sample,
+                             write_json)
 from .recon_classifiers import attacked_classifier
 from .recon_metrics import make_judge
 
@@ -77,7 +80,8 @@ def run_search(storage: str, n_trials: int, dataset="mnist", train_size=1000, pr
     def objective(trial):
         ov = trial_weights(trial)
         extra = {"batch_size": batch_size} if batch_size else {}
-        cfg = recon_cfg(profile, 0, {**ov, "steps": steps, "grad_samples": grad_samples, **extra})
+        cfg = recon_cfg(profile, 0, {**ov, "steps": steps, "grad_samples": grad_samples, **extra},
+                        LEGACY_BASE)
         rec = get_reconstructor_for_search(clf, cfg, device)
         gen, hist = rec.model, rec.history
         x, y, _ = sample(gen, n_per_class, mode=_default_sampling(), seed=1000)
@@ -152,7 +156,8 @@ def run_best(storage: str, out, dataset="mnist", train_size=1000, profile=None, 
     if same:
         log(f"[attempt search_best {dataset}-{train_size}] already in {out}")
         return same[0]
-    res = run_attempt(spec, dataset, train_size, profile, seeds=seeds, device=device, log=log)
+    res = run_attempt(spec, dataset, train_size, profile, seeds=seeds, device=device,
+                      base_overrides=LEGACY_BASE, log=log)
     done.append(res)
     write_json(out, done)
     return res
@@ -269,9 +274,10 @@ def attempts_figures(records: list[dict], out_dir, profile=None, save=None) -> N
     """Figures of the recorded attempts in ``out_dir``, from the cached generators (nothing is
     trained): per dataset, ``fig5_attempts{,_stretched}`` (MNIST) or
     ``fig5_attempts_<dataset>{,_stretched}``, seed 0 of every attempt, one column each (control,
-    default and the lab-faithful variant first), at the fixed [0, 1] range and contrast-stretched;
-    and ``fig5_attempts_<dataset>_<name>_nearest`` for every attempt whose pooled reconstructions
-    are training-like (positive controls excepted). Written by ``save(fig, stem)`` (default
+    default and the lab-faithful variant first; titled with the training-set size unless it is
+    1000), at the fixed [0, 1] range and contrast-stretched; and
+    ``fig5_attempts_<dataset>_<name>[_<size>]_nearest`` (size unless 1000) for every attempt whose
+    pooled reconstructions are training-like (positive controls excepted). Written by ``save(fig, stem)`` (default
     ``results.save_figure``; the notebook passes ``show_and_save``). Used by the notebook and by
     ``record``."""
     from .data import CLASS_NAMES
@@ -279,7 +285,7 @@ def attempts_figures(records: list[dict], out_dir, profile=None, save=None) -> N
     from .recon_attempts import attempt_samples
     from .results import save_figure
 
-    first = ("mlp_positive_control", "default", "lab_sign_noise")
+    first = ("mlp_positive_control", "default", "last_dropout", "lab_sign_noise")
     for ds in sorted({r["dataset"] for r in records}, key=lambda d: (d != "mnist", d)):
         shown = sorted((r for r in records if r["dataset"] == ds),
                        key=lambda r: first.index(r["name"]) if r["name"] in first else len(first))
@@ -287,14 +293,20 @@ def attempts_figures(records: list[dict], out_dir, profile=None, save=None) -> N
         stem = "fig5_attempts" if ds == "mnist" else f"fig5_attempts_{ds}"
         for stretched, suffix, how in ((False, "", "fixed [0, 1] range"),
                                        (True, "_stretched", "contrast-stretched per image")):
-            fig = attempts_grid(cols, [r["name"] for r in shown], CLASS_NAMES[ds],
+            fig = attempts_grid(cols, [_label(r) for r in shown], CLASS_NAMES[ds],
                                 stretched=stretched, title=f"{ds} attempts (seed 0), {how}")
             (save or save_figure)(fig, Path(out_dir) / f"{stem}{suffix}")
     for r in records:       # look at what "training-like" means: the nearest real images
         pooled = r.get("pooled") or {}
         if pooled.get("training_like") and r.get("classifier") != "mlp":
-            (save or save_figure)(attempt_nearest_figure(r, profile),
-                                  Path(out_dir) / f"fig5_attempts_{r['dataset']}_{r['name']}_nearest")
+            size = "" if r["train_size"] == 1000 else f"_{r['train_size']}"
+            (save or save_figure)(attempt_nearest_figure(r, profile), Path(out_dir) /
+                                  f"fig5_attempts_{r['dataset']}_{r['name']}{size}_nearest")
+
+
+def _label(rec: dict) -> str:
+    """An attempt's column title: its name, and its training-set size unless it is 1000."""
+    return rec["name"] + ("" if rec["train_size"] == 1000 else f" (n={rec['train_size']})")
 
 
 def attempt_nearest_figure(rec: dict, profile=None, per_class: int = 2):

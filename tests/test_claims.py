@@ -161,6 +161,30 @@ def test_recon_row_takes_a_three_seed_training_like_attempt(tmp_path):
         assert "search_best (3 seeds pooled)" not in row()["evidence"], kw
 
 
+def test_recon_row_judged_and_leaning_but_far_from_real_images_is_partly(tmp_path):
+    """A Figure 5 row that passes both judges but whose NCC to the nearest training image is under
+    the floor (halfway from noise to real held-out images) is "partly", and the evidence says why."""
+    figs = _figs_copy(tmp_path)
+    path = figs / "fig5_reconstruction.json"
+
+    def row_edit(d, ncc):
+        r = d["datasets"]["fashionmnist"][0]
+        b = r["baselines"]
+        floor = 0.5 * (b["noise"]["ncc_train"] + b["real_test"]["ncc_train"])
+        r.update(verifier_accuracy=0.7, ncc_train=floor + ncc)
+        r["train_closer"].update(share=0.65, p_value=0.001)
+        d["attempts"] = []
+
+    def row():
+        return {r["id"]: r for r in C.build(figs)["claims"]}["reconstruction_training_like"]
+    _edit(path, lambda d: row_edit(d, -0.05))
+    low = row()
+    assert "training-like by the judges, yet far from any real image" in low["evidence"]
+    assert low["verdict"] == "partly"
+    _edit(path, lambda d: row_edit(d, +0.05))
+    assert "training-like by the judges" not in row()["evidence"]
+
+
 def test_missing_source_names_claim_and_file(tmp_path):
     shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
     path = tmp_path / "figs" / "ablation.json"

@@ -71,6 +71,29 @@ def test_new_recon_options_keep_old_checkpoint_keys_and_check_their_values():
     assert gen.up[-3].p == 0.0 and gen.up[3].p == 0.5
 
 
+def test_default_and_legacy_attempts_keep_the_keys_they_were_cached_under():
+    """The default lost the last block's dropout (2026-11-30); its key is the old
+    ``no_last_dropout`` key, and ``last_dropout`` and the variants measured on it keep the old
+    default's key (``dropout_last`` absent), so every recorded attempt reloads from the cache."""
+    from netinv_core.recon_attempts import LEGACY_BASE, attempt_specs, check_names, recon_cfg
+    assert ReconConfig().dropout_last == 0.0
+    assert _training_dict(ReconConfig())["dropout_last"] == 0.0
+    old_default = {k: v for k, v in _training_dict(ReconConfig()).items() if k != "dropout_last"}
+
+    def key(spec):
+        return _training_dict(recon_cfg("quick", 0, spec["overrides"], spec["base_overrides"]))
+    assert key(attempt_specs("default")[0]) == _training_dict(recon_cfg("quick", 0, {}))
+    assert "dropout_last" not in key(attempt_specs("last_dropout")[0])
+    lab = key(attempt_specs("lab_sign_noise")[0])
+    assert "dropout_last" not in lab and lab["perturbation"] == "sign"
+    assert {k: v for k, v in key(attempt_specs("diversity_off")[0]).items() if k != "weights"} \
+        == {k: v for k, v in _training_dict(recon_cfg("quick", 0, {}, LEGACY_BASE)).items()
+            if k != "weights"}
+    assert set(old_default) - {"weights"} <= set(key(attempt_specs("last_dropout")[0]))
+    with pytest.raises(ConfigError, match="became"):
+        check_names(["no_last_dropout"])
+
+
 def _no_training(*a, **k):
     raise AssertionError("training started before the inputs were checked")
 
