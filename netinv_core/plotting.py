@@ -268,7 +268,7 @@ def ncc_distributions(results: list[dict], *, title=""):
     ax.set_ylabel("NCC to nearest image of the class")
     ax.set_xlabel("training-set size / generator / pool")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="center right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))   # outside: no box hidden
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

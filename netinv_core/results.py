@@ -54,12 +54,14 @@ def save_json(obj, path: str | Path) -> str:
 
 
 def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 150) -> list[str]:
-    """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); returns the paths."""
+    """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); returns the paths. The PDF
+    carries no creation date, so the same figure gives the same bytes (no churn in git)."""
     paths = []
     for fmt in formats:
         path = Path(f"{stem}.{fmt}")
-        atomic_write(path, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi,
-                                                             bbox_inches="tight"))
+        meta = {"CreationDate": None} if fmt == "pdf" else None
+        atomic_write(path, lambda tmp, fmt=fmt, meta=meta: fig.savefig(
+            tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta))
         paths.append(str(path))
     return paths
 

@@ -2,6 +2,7 @@
 import json
 import math
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,21 @@ def test_experiment_records_are_json_without_their_tensors():
     assert strip_record({"train_size": 3, "tensors": t}) == {"train_size": 3}
     o = OODTensors(confidences=[OODConfidences(in_kept=np.zeros(2))], examples={})
     assert json.dumps(record({"train": "mnist", "per_seed": [{"ood": {}}], "tensors": o}))
+
+
+def test_saved_figures_are_byte_identical_when_redrawn(tmp_path):
+    """No creation date in the PDF: redrawing a figure does not churn the committed files."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from netinv_core.results import save_figure
+
+    def draw(stem):
+        fig, ax = plt.subplots()
+        ax.imshow([[0.0, 1.0], [1.0, 0.0]])
+        paths = save_figure(fig, tmp_path / stem)
+        plt.close(fig)
+        return [open(p, "rb").read() for p in paths]
+    first = draw("a")
+    time.sleep(1.1)            # PDF dates have one-second resolution
+    assert draw("b") == first
