@@ -185,6 +185,30 @@ def test_recon_row_judged_and_leaning_but_far_from_real_images_is_partly(tmp_pat
     assert "training-like by the judges" not in row()["evidence"]
 
 
+def test_degrades_is_only_partly_when_the_smallest_size_is_under_the_ncc_floor(tmp_path):
+    figs = _figs_copy(tmp_path)
+    path = figs / "fig5_reconstruction.json"
+
+    def rows(d, ncc):
+        r = sorted(d["datasets"]["fashionmnist"], key=lambda r: r["train_size"])
+        b = r[0]["baselines"]
+        floor = 0.5 * (b["noise"]["ncc_train"] + b["real_test"]["ncc_train"])
+        r[0].update(verifier_accuracy=0.7, ncc_train=floor + ncc, ncc_test=floor + ncc - 0.05)
+        r[0]["train_closer"].update(share=0.7, p_value=0.001)
+        for later in r[1:]:
+            later.update(ncc_test=later["ncc_train"] + 0.01)
+            later["train_closer"].update(share=0.4)
+
+    def evidence():
+        return {r["id"]: r for r in C.build(figs)["claims"]}["reconstruction_degrades"]["evidence"]
+    if len(json.loads(path.read_text())["datasets"]["fashionmnist"]) < 2:
+        pytest.skip("the committed Figure 5 has one FashionMNIST size")
+    _edit(path, lambda d: rows(d, -0.05))
+    assert "a fading statistical lean, not fading reconstructions" in evidence()
+    _edit(path, lambda d: rows(d, +0.05))
+    assert "a fading statistical lean" not in evidence()
+
+
 def test_missing_source_names_claim_and_file(tmp_path):
     shutil.copytree(FIGURES, tmp_path / "figs", ignore=shutil.ignore_patterns("*.png", "*.pdf"))
     path = tmp_path / "figs" / "ablation.json"
@@ -330,6 +354,8 @@ def test_degradation_needs_training_like_reconstructions_first(tmp_path):
     """The committed MNIST-1000 reconstructions are not training-like, so 'degrades with size' is
     inconclusive; a (fake) training-like MNIST-1000 that loses its lean at 10000 supports it."""
     figs = _figs_copy(tmp_path)
+    _edit(figs / "fig5_reconstruction.json",   # MNIST alone: one FashionMNIST size, no trend
+          lambda d: d["datasets"].update(fashionmnist=d["datasets"]["fashionmnist"][:1]))
     rows = {r["id"]: r for r in C.build(figs)["claims"]}
     assert rows["reconstruction_degrades"]["verdict"] == "inconclusive"
     assert "nothing to degrade" in rows["reconstruction_degrades"]["evidence"]
