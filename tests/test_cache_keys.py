@@ -3,6 +3,9 @@ model (and the checkpoint names recorded in figures/*.json) silently goes stale.
 
 The expected names were computed with the code of commit 1ec69ae (before the issue-15 refactor);
 a deliberate change of a key bumps ``cache.SCHEMA`` and updates this table and the figures.
+Deliberate change, 2026-11-30: the reconstruction default lost the dropout of the generator's last
+hidden block (``ReconConfig.dropout_last = 0``), so the three ``recon`` names moved; the old ones
+stay reachable with ``dropout_last=None`` (the attempt ``last_dropout``, ``LEGACY_RECON``).
 """
 import json
 from pathlib import Path
@@ -31,7 +34,7 @@ EXPECTED = {
     'paper/ood/fashionmnist': 'ood-fashionmnist-905cf62ae7cfcff9.pt',
     'paper/ood/mnist': 'ood-mnist-22ad3a521ff3b7cf.pt',
     'paper/ood/svhn': 'ood-svhn-a6822e5694c3e980.pt',
-    'paper/recon/mnist': 'recon-mnist-64ea31cff37a3733.pt',
+    'paper/recon/mnist': 'recon-mnist-2e5c45970640e4d0.pt',
     'quick/classifier-subset/mnist': 'classifier-mnist-7e6d8b5980ef4226.pt',
     'quick/classifier/cifar10': 'classifier-cifar10-de3eccbe09d2b274.pt',
     'quick/classifier/fashionmnist': 'classifier-fashionmnist-05a3d31c31a32f38.pt',
@@ -45,16 +48,21 @@ EXPECTED = {
     'quick/ood/fashionmnist': 'ood-fashionmnist-033e781138685e40.pt',
     'quick/ood/mnist': 'ood-mnist-ea5412df7f71eb1c.pt',
     'quick/ood/svhn': 'ood-svhn-270ac38fb5e91ddf.pt',
-    'quick/recon/mnist': 'recon-mnist-84cbdf700344f09e.pt',
+    'quick/recon/mnist': 'recon-mnist-1b2474080c88600d.pt',
     'smoke/classifier-subset/digits': 'classifier-digits-b31d24870ef758e2.pt',
     'smoke/classifier/digits': 'classifier-digits-aee028754f55231c.pt',
     'smoke/generator/digits': 'generator-digits-9d913a9c12364953.pt',
     'smoke/ood/digits': 'ood-digits-1268877d1cca8b6a.pt',
-    'smoke/recon/digits': 'recon-digits-c3b4e6412c89da7d.pt',
+    'smoke/recon/digits': 'recon-digits-48067c11a07f6f54.pt',
 }
 
+# the recon names before 2026-11-30, now the attempt ``last_dropout`` (dropout_last=None)
+LEGACY_RECON = {'paper/recon/mnist': 'recon-mnist-64ea31cff37a3733.pt',
+                'quick/recon/mnist': 'recon-mnist-84cbdf700344f09e.pt',
+                'smoke/recon/digits': 'recon-digits-c3b4e6412c89da7d.pt'}
 
-def current_names() -> dict:
+
+def current_names(**recon_overrides) -> dict:
     out = {}
     for prof in ("quick", "paper", "smoke"):
         p = get_profile(prof)
@@ -69,7 +77,7 @@ def current_names() -> dict:
         ds, n = ("digits", 300) if prof == "smoke" else ("mnist", 1000)
         c = subset_classifier_config(ds, n, prof)
         out[f"{prof}/classifier-subset/{ds}"] = checkpoint_path("classifier", to_dict(c), ds).name
-        r = recon_config(prof, 1)
+        r = recon_config(prof, 1, **recon_overrides)
         out[f"{prof}/recon/{ds}"] = checkpoint_path(
             "recon", {"classifier": to_dict(c), "recon": _training_dict(r)}, ds).name
     return out
@@ -80,6 +88,8 @@ def test_checkpoint_names_are_pinned(monkeypatch):
     sizes = {"mnist": 60000, "digits": 1257}
     monkeypatch.setattr(figure5, "load_dataset", lambda name, split: range(sizes[name]))
     assert current_names() == EXPECTED
+    legacy = current_names(dropout_last=None)
+    assert {k: v for k, v in legacy.items() if "/recon/" in k} == LEGACY_RECON
 
 
 def test_committed_figures_name_current_classifier_keys():
