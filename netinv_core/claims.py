@@ -60,9 +60,12 @@ Rules (the thresholds are constants of ``claims_common``, re-exported here; the 
   seeds whose pooled reconstructions meet the first two conditions counts the same way (supported
   with the third, else partly; the evidence names it); positive controls (the MLP on 100 images)
   do not count.
-- Reconstruction degrades with the training-set size: from the smallest to the largest training
-  set, the train-closer share falls by more than its std AND the SSIM to the nearest training image
-  falls: supported; only one of the two: partly; neither: refuted (per dataset, then combined).
+- Reconstruction degrades with the training-set size: only where the smallest training set is
+  training-like by the first two conditions above (else inconclusive); from the smallest to the
+  largest training set, the train-closer share falls by more than its std AND the NCC gap (nearest
+  training minus nearest held-out image; SSIM to the nearest training image in older records)
+  falls: supported, capped at partly when the smallest set's reconstructions are under the NCC
+  floor; only one of the two: partly; neither: refuted (per dataset, then combined).
 - Learns the input distribution (student probe): a student trained only on inverted samples
   reaches >= 0.9 x the accuracy of the same student on as many real images: supported; >= noise
   floor + 0.2: partly; else refuted.

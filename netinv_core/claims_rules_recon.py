@@ -44,6 +44,12 @@ def _ncc_floor(src, base: str) -> float:
                   + src.get(f"{base}/baselines/real_test/ncc_train"))
 
 
+def _under_floor(ncc: float, floor: float, what: str = "closer to the training set") -> str:
+    """The evidence text for images whose NCC is under the floor (``_ncc_floor``)."""
+    return (f"{ncc:.3f} < {floor:.3f}, halfway from noise to real held-out images: {what}, yet "
+            f"far from any real image")
+
+
 def _training_like_attempt(src, ds: str, train_size: int):
     """(pooled record, name, seeds) of an attempt on ``ds``-``train_size`` with at least
     ``MIN_SEEDS`` seeds whose pooled reconstructions are training-like (the best verifier
@@ -80,8 +86,7 @@ def c_recon_training_like(src):
                   f"preference), NCC to nearest train / held-out "
                   f"{ncc:.3f} / {src.get(f'{base}/ncc_test'):.3f}")
             if judged and lean and ncc < floor:
-                ev += (f" (< {floor:.3f}, halfway from noise to real held-out images: "
-                       f"training-like by the judges, yet far from any real image)")
+                ev += f" ({_under_floor(ncc, floor, 'training-like by the judges')})"
             best = _training_like_attempt(src, ds, n)
             if best is not None and verdict != "supported":
                 pooled, name, seeds = best
@@ -89,11 +94,9 @@ def c_recon_training_like(src):
                 ev += (f"; the attempt {name} ({seeds} seeds pooled) is training-like by the "
                        f"judge: verifier {pct(pooled['verifier_accuracy'])}, train-closer share "
                        f"{pooled['train_closer']['share']:.2f} (p = "
-                       f"{pooled['train_closer']['p_value']:.3f}), NCC to nearest train "
-                       f"{pooled['ncc_train']:.3f} " + (
-                           f">= {floor:.3f}" if looks else
-                           f"< {floor:.3f}, halfway from noise to real held-out images: "
-                           f"closer to the training set, yet far from any real image"))
+                       f"{pooled['train_closer']['p_value']:.3f}), NCC to nearest train " + (
+                           f"{pooled['ncc_train']:.3f} >= {floor:.3f}" if looks else
+                           _under_floor(pooled["ncc_train"], floor)))
                 v_attempt = "supported" if looks else "partly"
                 if stronger(v_attempt, verdict):
                     verdict, k = v_attempt, seeds
@@ -146,14 +149,13 @@ def c_recon_degrades(src):
         verdict = ("supported" if lean_fades and ssim_falls else
                    "partly" if lean_fades or ssim_falls else "refuted")
         first = f"fig5_reconstruction.json#/datasets/{ds}/{order[0]}"
-        if v0 is not None and verdict == "supported" and \
-                src.get(f"{first}/ncc_train") < _ncc_floor(src, first):
-            # what fades is a lean of images that resemble no real one (see training_like)
-            verdict = "partly"
-            text += (f"; the lean fades, but {NAMES[ds]}-{n0}'s reconstructions are under the NCC "
-                     f"floor ({src.get(f'{first}/ncc_train'):.3f} < "
-                     f"{_ncc_floor(src, first):.3f}): a fading statistical lean, not fading "
-                     f"reconstructions")
+        if v0 is not None and verdict == "supported":
+            ncc, floor = src.get(f"{first}/ncc_train"), _ncc_floor(src, first)
+            if ncc < floor:   # what fades is a lean of images that resemble no real one
+                verdict = "partly"
+                text += (f"; the lean fades, but {NAMES[ds]}-{n0}'s NCC to nearest train is "
+                         f"{_under_floor(ncc, floor)}: a fading statistical lean, not fading "
+                         f"reconstructions")
         return verdict, min(seeds), text
     return per_dataset(src, rule, src.get("fig5_reconstruction.json#/datasets"),
                        empty="fig5_reconstruction.json holds one training-set size per dataset; "
