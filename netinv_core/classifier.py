@@ -89,6 +89,25 @@ def channel_stats(data: ImageData):
     return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
 
 
+def augment_batch(x: torch.Tensor, mode: str, g: torch.Generator) -> torch.Tensor:
+    """Training-time augmentation of a (B, C, H, W) batch (``ClassifierConfig.augment``):
+    "crop": each image zero-padded by 4 pixels and cropped back at a uniform offset in [0, 8]^2;
+    "flip_crop": the crop, then a horizontal flip with probability 1/2; "none": ``x`` itself.
+    Random numbers come from ``g`` only (a resumed epoch draws the same crops)."""
+    if mode == "none":
+        return x
+    b, c, h, w = x.shape
+    p = F.pad(x, (4, 4, 4, 4))
+    dy, dx = torch.randint(0, 9, (b,), generator=g), torch.randint(0, 9, (b,), generator=g)
+    iy = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    ix = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    out = p[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], iy, ix]
+    if mode == "flip_crop":
+        flip = torch.rand(b, generator=g) < 0.5
+        out[flip] = out[flip].flip(-1)
+    return out
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageData, device="cpu", batch_size: int = 1000) -> float:
     """Top-1 accuracy of ``model`` on ``data``."""
@@ -151,7 +170,10 @@ def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
         t0 = time.perf_counter()
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         order = torch.randperm(len(train), generator=g)
-        loss, acc = train_epoch(model, opt, train.images, train.y, order, cfg.batch_size,
+        aug = torch.Generator().manual_seed(cfg.seed * 1000 + epoch + 10 ** 6)
+        images = (train.images if cfg.augment == "none" else
+                  lambda idx: augment_batch(train.images(idx), cfg.augment, aug))
+        loss, acc = train_epoch(model, opt, images, train.y, order, cfg.batch_size,
                                 device=device, progress=progress,
                                 desc=f"classifier {train.name} epoch {epoch + 1}/{cfg.epochs}")
         sched.step()

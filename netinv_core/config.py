@@ -61,6 +61,9 @@ class LossWeights:
             object.__setattr__(self, f.name, check_weight(f.name, getattr(self, f.name)))
 
 
+AUGMENTATIONS = ("none", "crop", "flip_crop")
+
+
 @dataclass(frozen=True)
 class ClassifierConfig:
     """The paper's classifier (Section 3.1 / 4) and how it is trained."""
@@ -73,9 +76,19 @@ class ClassifierConfig:
     weight_decay: float = 0.0
     dropout: float = 0.3
     seed: int = 0
+    # training-time augmentation (issue 12: a CIFAR-10 backbone >= 85%): "none" (the paper's),
+    # "crop" (random 4-pixel-padded crops) or "flip_crop" (+ horizontal flips; not for digits).
+    # Left out of the cache key at "none" (``to_dict``), so every older checkpoint stays valid.
+    augment: str = "none"
+    _omit_at_default: ClassVar[tuple] = ("augment",)
 
     def __post_init__(self):
         check_dataset(self.dataset)
+        if self.augment not in AUGMENTATIONS:
+            raise ConfigError(f"augment={self.augment!r}; choose one of {AUGMENTATIONS}")
+        if self.augment == "flip_crop" and self.dataset in ("mnist", "svhn", "digits"):
+            raise ConfigError(f"augment='flip_crop' mirrors images, which changes digits; use "
+                              f"augment='crop' for {self.dataset}")
         if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size <= 0):
             raise ConfigError(f"train_size={self.train_size!r} must be a positive int or None (all)")
         check_rate("classifier dropout", self.dropout)

@@ -27,3 +27,54 @@ def test_interrupted_classifier_training_resumes(digits, tmp_path):
                                    callback=lambda r: epochs.append(r["epoch"]))
     assert epochs == [2] and hist["loss"] == ref_hist["loss"]
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
+
+
+def test_augmentation_crops_and_flips_from_its_own_generator():
+    """"crop" shifts each image by at most 4 pixels with zero fill; "flip_crop" also mirrors about
+    half of them; "none" returns the batch itself; the same generator seed draws the same batch."""
+    from netinv_core.classifier import augment_batch
+
+    x = torch.rand(64, 3, 8, 8) + 1.0            # > 0 everywhere: the zero fill is visible
+    assert augment_batch(x, "none", torch.Generator()) is x
+    crop = augment_batch(x, "crop", torch.Generator().manual_seed(0))
+    assert crop.shape == x.shape
+    again = augment_batch(x, "crop", torch.Generator().manual_seed(0))
+    assert torch.equal(crop, again)
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for i in range(len(x)):   # each crop is one of the 81 windows of its own padded image
+        assert any(torch.equal(crop[i], padded[i, :, dy:dy + 8, dx:dx + 8])
+                   for dy in range(9) for dx in range(9))
+    assert (crop == 0).any() and not torch.equal(crop, x)
+    flips = augment_batch(x, "flip_crop", torch.Generator().manual_seed(0))
+    mirrored = sum(not any(torch.equal(flips[i], padded[i, :, dy:dy + 8, dx:dx + 8])
+                           for dy in range(9) for dx in range(9)) for i in range(len(x)))
+    assert 16 <= mirrored <= 48
+
+
+def test_augment_setting_is_checked_and_keeps_old_cache_keys():
+    from netinv_core.config import ConfigError, to_dict
+
+    with pytest.raises(ConfigError, match="choose one of"):
+        ClassifierConfig(dataset="cifar10", augment="mixup")
+    with pytest.raises(ConfigError, match="augment='crop'"):
+        ClassifierConfig(dataset="mnist", augment="flip_crop")
+    assert "augment" not in to_dict(ClassifierConfig(dataset="cifar10"))
+    assert to_dict(ClassifierConfig(dataset="cifar10", augment="crop"))["augment"] == "crop"
+
+
+def test_augmented_training_resumes_exactly(digits, tmp_path):
+    """The crops of a resumed epoch are drawn again from the same seeds."""
+    train, _ = digits
+    cfg = ClassifierConfig(dataset="digits", epochs=2, batch_size=256, augment="crop")
+    ref, ref_hist = train_classifier(cfg, train, progress=False)
+    ckpt = tmp_path / "clf.partial.pt"
+
+    def stop(rec):
+        if rec["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(cfg, train, progress=False, checkpoint=ckpt, callback=stop)
+    model, hist = train_classifier(cfg, train, progress=False, checkpoint=ckpt)
+    assert hist["loss"] == ref_hist["loss"]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
