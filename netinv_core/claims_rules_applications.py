@@ -145,16 +145,28 @@ def c_sae_anomaly(src):
 # ----------------------------------------------------------------------------------------------
 # Section 5.2
 
-DEFAULT_ATTEMPT = "capped"   # ood_attempts' name for the default configuration: not a variant
+# ood_attempts' name of the configuration a ``runs`` record without a ``variant`` was made with
+LEGACY_DEFAULT = "capped"
+
+
+def _default_name(src, train) -> str:
+    """The attempt name of the configuration that made the table's ``train`` record (None when
+    the table has no such record)."""
+    if not src.has(f"fig4_ood.json#/runs/{train}"):
+        return None
+    at = f"fig4_ood.json#/runs/{train}/variant"
+    return src.get(at) if src.has(at) else LEGACY_DEFAULT
 
 
 def _attempts(src, name, train=None) -> list:
     """The ``attempts`` recorded in ``name`` (those with training set ``train`` when given),
-    without the default configuration's own record (``DEFAULT_ATTEMPT``)."""
+    without the record of the configuration that made that training set's table row (the
+    default's own numbers, not a further attempt)."""
     if not src.has(f"{name}#/attempts"):
         return []
-    return [a for a in src.get(f"{name}#/attempts") if a.get("name") != DEFAULT_ATTEMPT
-            and (train is None or a.get("train") == train)]
+    return [a for a in src.get(f"{name}#/attempts")
+            if (train is None or a.get("train") == train)
+            and a.get("name") != _default_name(src, a.get("train"))]
 
 
 def _attempts_note(src, name, train=None, att=None) -> str:
@@ -194,6 +206,17 @@ def ood_cell(train: str, test: str):
                     train in src.get("fig4_ood.json#/skipped"):
                 reason = src.get(f"fig4_ood.json#/skipped/{train}")
             reason = reason or f"no {NAMES[train]} -> {NAMES[test]} run in fig4_ood.json"
+            tried = [(a["name"], len(a.get("seeds", [])), 100 * a["ood"][test]["garbage_rate"]["mean"],
+                      100 * a["in_distribution_accuracy"]["mean"])
+                     for a in _attempts(src, "fig4_ood.json", train)
+                     if "in_distribution_accuracy" in a
+                     and "garbage_rate" in a.get("ood", {}).get(test, {})]
+            if train not in runs and tried:   # measured, but not as a table row: no verdict
+                return "inconclusive", (
+                    f"no table row ({reason.split(' (')[0]}); training attempts only: "
+                    + ", ".join(f"{n} ({k} seeds, in-distribution {acc:.1f}%) {r:.1f}% to garbage"
+                                for n, k, r, acc in tried) + f" (paper: {paper}%)"), \
+                    max(k for _, k, _, _ in tried)
             return "not run", f"{reason.split(' (')[0]} (paper: {paper}%)", 0
         base = f"fig4_ood.json#/runs/{train}/summary/ood/{test}"
         rate = 100 * src.get(f"{base}/garbage_rate/mean")
@@ -214,7 +237,7 @@ def ood_cell(train: str, test: str):
         if own:
             o = own[0]["ood"][test]["own_normalisation"]["garbage_rate"]
             ev += (f"; with each OOD set's own normalisation (the lab's loaders, "
-                   f"{own[0].get('model', 'capped')} model, seeds {own[0].get('seeds')}): "
+                   f"{own[0].get('model', LEGACY_DEFAULT)} model, seeds {own[0].get('seeds')}): "
                    f"{100 * o['mean']:.1f}% to garbage")
         best = _best_trained_variant(att, test)
         if best is not None and verdict != "supported":

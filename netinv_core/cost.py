@@ -71,6 +71,7 @@ def available(ds: str) -> bool:
 def plan(profile) -> dict:
     """``{notebook: [(stage, unit, count), ...]}`` for a cold cache, in run_all.sh's order."""
     from .config import classifier_config
+    from .ood_experiment import ood_config
     from .figure5 import TRAIN_SIZES
 
     prof = get_profile(profile)
@@ -142,16 +143,20 @@ def plan(profile) -> dict:
             sk.append(ds)
             continue
         for seed in st.seeds(ds, (0, 1, 2)):
-            cc = classifier_config(ds, prof, seed=seed)
+            oc = ood_config(ds, prof, seed)     # the default (diverse_garbage): the set grows
+            epochs = oc.classifier.epochs
+            rounds = epochs if oc.invert_after_last_epoch else epochs - 1
             n = N_TRAIN[ds]
-            n_epoch = n + 2 * n // 10   # + the garbage class, capped at 2 x the mean class size
-            stages += [(f"sec52 {ds} seed {seed}: garbage classifier {cc.epochs} epochs",
-                        f"classifier_step/{key(ds)}", cc.epochs * math.ceil(n_epoch / 128)),
-                       (f"sec52 {ds} seed {seed}: inversion {cc.epochs} x {st.gen_steps_per_epoch}"
-                        f" steps", f"inversion_step/{key(ds)}",
-                        cc.epochs * st.gen_steps_per_epoch),
+            cap = None if oc.keep_all else (oc.garbage_cap or 2 * n // 10)
+            garbage = [n // 10 + e * oc.inverted_per_epoch for e in range(epochs)]
+            batches = sum(math.ceil((n + (g if cap is None else min(g, cap))) / 128)
+                          for g in garbage)
+            stages += [(f"sec52 {ds} seed {seed}: garbage classifier {epochs} epochs",
+                        f"classifier_step/{key(ds)}", batches),
+                       (f"sec52 {ds} seed {seed}: inversion {rounds} x {oc.generator.steps}"
+                        f" steps", f"inversion_step/{key(ds)}", rounds * oc.generator.steps),
                        (f"sec52 {ds} seed {seed}: garbage samples", f"generate_1000/{key(ds)}",
-                        cc.epochs * st.inverted_per_epoch / 1000),
+                        rounds * oc.inverted_per_epoch / 1000),
                        (f"sec52 {ds} seed {seed}: OOD evaluation forward (2 models, 3 test sets)",
                         f"forward_1000/{key(ds)}", 2 * 3 * 10000 / 1000 + 2 * n / 1000),
                        (f"sec52 {ds} seed {seed}: Mahalanobis", "mahalanobis", 1)]

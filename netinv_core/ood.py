@@ -67,7 +67,13 @@ SELECTIONS = ("all", "uncertain")
 
 @dataclass(frozen=True)
 class OODConfig:
-    """Garbage-class training on top of a classifier config (its dataset, epochs, seed, ...)."""
+    """Garbage-class training on top of a classifier config (its dataset, epochs, seed, ...).
+
+    The field defaults are the mechanism's plain settings (the first table's: capped garbage set,
+    one warm-started generator, soft conditioning). The package's default configuration is
+    ``netinv_core.ood_experiment.ood_config``: the attempt ``diverse_garbage`` (issue 12), which
+    sets ``keep_all``, ``fresh_generator``, ``hot_conditioning``, ``lr_floor=0.1``,
+    ``invert_after_last_epoch=False`` and the generator's dropout / steps / gamma / delta."""
 
     classifier: ClassifierConfig
     generator: GeneratorConfig           # per-epoch inversion; ``steps`` = steps per epoch

@@ -1,7 +1,8 @@
 """A fair attempt at the paper's OOD table (issue 12): named variants of the garbage-class training,
 evaluation-only checks on the trained models, and the ``attempts`` list of ``figures/fig4_ood.json``.
 
-Training variants (each a change of the profile's ``OODConfig``; ``VARIANTS``):
+Training variants (each a change of ``ood_experiment.capped_config``, the first table's
+configuration; ``VARIANTS``):
 - ``capped``: the configuration of the first table (garbage set capped at twice the mean class
   size, new samples overwrite random old ones; cosine LR to 0; no training on the last round's
   samples; all four loss terms);
@@ -11,7 +12,8 @@ Training variants (each a change of the profile's ``OODConfig``; ``VARIANTS``):
   LR cosine to 10% of lr instead of 0, the OOD paper's loss KL + CE + Cos (delta = 0); the garbage
   rate of each OOD set is measured after every round;
 - ``diverse_garbage``: ``no_cap`` at the profile's epochs with a fresh generator per round (300
-  steps), dropout 0.1 and none at generation, gamma 20, hot (one-hot) conditioning;
+  steps), dropout 0.1 and none at generation, gamma 20, hot (one-hot) conditioning; since issue 12
+  the default (``ood_experiment.DEFAULT_VARIANT``), so its models are the Section 5.2 table's;
 - ``long``: ``no_cap`` until the mean uncertainty of the round's inverted samples has not fallen
   for 2 rounds (2505.23448's stopping rule), at most 20 rounds.
 
@@ -59,33 +61,19 @@ from .config import DEFAULT_PROFILE
 from .errors import ConfigError
 from .ood import OODConfig, check_train_dataset, uncertainty
 from .ood_scores import ood_metrics
-from .ood_experiment import _logits_feats, as_ood_set, evaluate_ood
+from .ood_experiment import (_logits_feats, as_ood_set, capped_config, diverse_garbage,
+                             evaluate_ood, no_cap)
 
 FPR95_CONVENTION = ("share of OOD kept at the threshold that keeps 95% of the in-distribution "
                     "test images (FPR at 95% TPR, in-distribution = positive)")
 EVALUATIONS = ("own_normalisation", "uncertainty_score", "robust_threshold", "knn_vim")
 
 
-def _no_cap(cfg: OODConfig, rounds: int = 10) -> OODConfig:
-    g = cfg.generator
-    return replace(cfg, keep_all=True, garbage_cap=None, invert_after_last_epoch=False,
-                   lr_floor=0.1, classifier=replace(cfg.classifier, epochs=rounds + 1),
-                   generator=replace(g, weights=replace(g.weights, delta=0.0)))
-
-
-def _diverse(cfg: OODConfig) -> OODConfig:
-    c = _no_cap(cfg, rounds=cfg.classifier.epochs)
-    g = c.generator
-    return replace(c, fresh_generator=True, hot_conditioning=True, generator=replace(
-        g, dropout=0.1, dropout_at_generation=False, steps=2 * g.steps,
-        weights=replace(g.weights, gamma=20.0)))
-
-
 def _long(cfg: OODConfig) -> OODConfig:
-    return replace(_no_cap(cfg, rounds=20), patience=2)
+    return replace(no_cap(cfg, rounds=20), patience=2)
 
 
-# name -> (what changes, config from the profile's OODConfig); ``capped`` = the profile's own
+# name -> (what changes, config from ``capped_config``); ``capped`` = the first table's own
 VARIANTS: dict[str, tuple[str, Callable[[OODConfig], OODConfig]]] = {
     "capped": ("garbage set capped at 2x the mean class size (random overwrite), profile epochs "
                "(MNIST 4, FashionMNIST 6), cosine LR to 0, last round's samples not trained on, "
@@ -94,10 +82,10 @@ VARIANTS: dict[str, tuple[str, Callable[[OODConfig], OODConfig]]] = {
     "noise_only": ("garbage = the Gaussian noise only, no inversion (inverted_per_epoch=0); "
                    "otherwise as capped", lambda c: replace(c, inverted_per_epoch=0)),
     "no_cap": ("garbage set only grows (uint8), 10 rounds, every round's samples trained on "
-               "(11 epochs), LR cosine to 10% of lr, KL+CE+Cos (delta=0)", _no_cap),
+               "(11 epochs), LR cosine to 10% of lr, KL+CE+Cos (delta=0)", no_cap),
     "diverse_garbage": ("no_cap at the profile's epochs + fresh generator per round (2x steps), "
                         "dropout 0.1 and none at generation, gamma 20, hot conditioning",
-                        _diverse),
+                        diverse_garbage),
     "long": ("no_cap until the inverted samples' mean UE has not fallen for 2 rounds (at most "
              "20 rounds)", _long),
 }
@@ -112,10 +100,9 @@ def check_variant(name: str) -> str:
 def variant_config(name: str, train_name: str, profile=None, seed: int = 0) -> OODConfig:
     """The ``OODConfig`` of variant ``name`` (validated: a bad name or setting raises here,
     before any training)."""
-    from .ood_experiment import ood_config
     check_variant(name)
     check_train_dataset(train_name)
-    return VARIANTS[name][1](ood_config(train_name, profile, seed))
+    return VARIANTS[name][1](capped_config(train_name, profile, seed))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def evaluation_entries(recs: list) -> list:
 
 
 # whose model the evaluation-only checks describe, by preference (the noise-only control last)
-EVAL_MODEL_ORDER = ("capped", "diverse_garbage", "no_cap", "long", "noise_only")
+EVAL_MODEL_ORDER = ("diverse_garbage", "capped", "no_cap", "long", "noise_only")
 
 
 def build_attempts(out_dir) -> list:
@@ -131,8 +131,9 @@ def build_attempts(out_dir) -> list:
     attempts = []
     order = list(VARIANTS)
     for train in sorted({t for t, _ in runs}):
-        # the evaluation-only checks of one model per training set: the capped default's when
-        # it has them, else the first variant in EVAL_MODEL_ORDER whose every seed has them
+        # the evaluation-only checks of one model per training set: the default's
+        # (diverse_garbage) when it has them, else the first variant in EVAL_MODEL_ORDER whose
+        # every seed has them
         for variant in EVAL_MODEL_ORDER:
             recs = runs.get((train, variant))
             if recs and all("own_normalisation" in r for r in recs):

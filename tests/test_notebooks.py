@@ -97,7 +97,10 @@ def test_sec52_ood_smoke(tmp_path):
     assert set(photos["methods"]) == {"garbage", "msp", "energy", "mahalanobis"}
     for m in photos["methods"].values():
         assert 0 <= m["auroc"]["mean"] <= 1 and 0 <= m["fpr95"]["mean"] <= 1
-    assert all(len(h["epoch"]) == 2 for h in run["histories"])
+    from netinv_core.ood_experiment import ood_config
+    epochs = ood_config("digits", "smoke").classifier.epochs   # the default: rounds + 1 epochs
+    assert epochs == 3 and all(len(h["epoch"]) == epochs for h in run["histories"])
+    assert run["variant"] == "diverse_garbage"
     for stem in ("fig4_ood_digits_confidence", "fig4_ood_digits_garbage"):
         assert (figs / f"{stem}.png").stat().st_size > 1000 and (figs / f"{stem}.pdf").exists()
 

@@ -167,11 +167,12 @@ def _seed_result(seed: int, rate: float) -> dict:
                               "methods": {"garbage": {"auroc": rate, "fpr95": 1 - rate}}}}}
 
 
-def _run(seeds, rates) -> dict:
+def _run(seeds, rates, variant="diverse_garbage") -> dict:
     from netinv_core.ood_experiment import summarize_ood
 
     per_seed = [_seed_result(s, r) for s, r in zip(seeds, rates)]
-    return {"train": "cifar10", "profile": "quick", "seeds": list(seeds), "per_seed": per_seed,
+    return {"train": "cifar10", "profile": "quick", "variant": variant, "seeds": list(seeds),
+            "per_seed": per_seed,
             "histories": [{"epoch": [1], "seed_tag": s} for s in seeds],
             "summary": summarize_ood(per_seed), "seconds": 1.0}
 
@@ -197,3 +198,25 @@ def test_merge_previous_runs_adds_seeds_and_keeps_other_sets(tmp_path):
     assert merged["mnist"]["seeds"] == [0, 1, 2] and kept == {"mnist": "all", "cifar10": [0]}
     other, kept_other = merge_previous_runs({"cifar10": _run([1], [0.4])}, path, "smoke")
     assert set(other) == {"cifar10"} and other["cifar10"]["seeds"] == [1] and kept_other == {}
+
+
+def test_merge_previous_runs_never_mixes_another_configuration_into_the_table(tmp_path):
+    """A previous record made with another configuration than the default (``capped``, or no
+    ``variant`` at all: the records before the default changed) is neither kept whole nor
+    merged seed by seed; ``kept`` says why its training set is missing."""
+    import json
+
+    from netinv_core.ood_experiment import DEFAULT_VARIANT, merge_previous_runs
+
+    legacy = _run([0], [0.9])
+    del legacy["variant"]
+    path = tmp_path / "fig4_ood.json"
+    path.write_text(json.dumps({"profile": "quick", "runs": {
+        "cifar10": legacy, "fashionmnist": _run([0, 1], [0.1, 0.2], variant="capped"),
+        "mnist": _run([0], [0.5])}}))
+    merged, kept = merge_previous_runs({"fashionmnist": _run([2], [0.3])}, path, "quick")
+    assert merged["fashionmnist"]["seeds"] == [2] and "seeds_from_previous" not in merged["fashionmnist"]
+    assert "cifar10" not in merged and kept["cifar10"].startswith("none: ")
+    assert "'capped'" in kept["cifar10"] and repr(DEFAULT_VARIANT) in kept["cifar10"]
+    assert "fashionmnist" not in kept and kept["mnist"] == "all"
+    assert merged["mnist"]["variant"] == DEFAULT_VARIANT
