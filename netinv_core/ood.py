@@ -27,6 +27,9 @@ Training (``train_garbage_classifier``): an (N+1)-way classifier whose class N i
    new generator; ``hot_conditioning`` uses one-hot P; ``patience`` > 0 ends training one epoch
    after the mean UE of the added samples has not fallen for ``patience`` rounds.
    ``inverted_per_epoch=0`` is the noise-only control (no inversion at all).
+6. Backbone option (issue 12, CIFAR-10): with ``backbone`` set, the (N+1)-way model starts from
+   that trained plain classifier (every weight copied; the head gets a zero garbage row and bias),
+   and the classifier's ``augment`` applies to every training batch, garbage included.
 
 Inference: a prediction of class N means out-of-distribution; otherwise the confidence on the
 in-distribution classes, max_{c<N} softmax(f(x))_c, is the second tier.
@@ -50,7 +53,7 @@ from tqdm.std import tqdm  # text bars: widget bars show "model not found" after
 
 from .cache import (GLOBAL_RNG, Trained, default_device, load_or_train, restore_state,
                     save_state)
-from .classifier import Classifier, channel_stats, train_epoch
+from .classifier import Classifier, augment_batch, channel_stats, train_epoch
 from .config import ClassifierConfig, GeneratorConfig, check_dataset, to_dict
 from .data import CLASS_NAMES, IMAGE_SHAPES, ImageData, balanced_subset, load_dataset
 from .errors import ConfigError
@@ -89,6 +92,7 @@ class OODConfig:
     hot_conditioning: bool = False       # True: one-hot P (2503.20187) instead of soft vectors
     patience: int = 0                    # > 0: stop once the round's inverted-sample uncertainty
     #                                      has not fallen for ``patience`` rounds (step 5)
+    backbone: ClassifierConfig | None = None  # step 6: start from this trained plain classifier
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
@@ -122,6 +126,12 @@ class OODConfig:
                 and self.classifier.epochs < 2:
             raise ConfigError("invert_after_last_epoch=False with fewer than 2 classifier epochs "
                               "leaves no inversion round; use epochs >= 2")
+        b = self.backbone
+        if b is not None and (not isinstance(b, ClassifierConfig) or b.dataset != self.classifier.dataset
+                              or b.train_size != self.classifier.train_size):
+            raise ConfigError(f"backbone must be a ClassifierConfig of the same dataset and training "
+                              f"set as the classifier ({self.classifier.dataset}, train_size="
+                              f"{self.classifier.train_size}); got {b!r}")
         if self.hot_conditioning and self.generator.conditioning not in ("vector", "vector_matrix"):
             raise ConfigError(f"hot_conditioning only changes vector conditionings; the "
                               f"{self.generator.conditioning!r} scheme already uses one-hot P")
@@ -130,7 +140,8 @@ class OODConfig:
 # Values of the fields added after the first checkpoints were written (the behaviour before they
 # existed); a field at this value is left out of the checkpoint key, so those caches stay valid.
 LEGACY_FIELDS = {"keep_all": False, "lr_floor": 0.0, "invert_after_last_epoch": True,
-                 "fresh_generator": False, "hot_conditioning": False, "patience": 0}
+                 "fresh_generator": False, "hot_conditioning": False, "patience": 0,
+                 "backbone": None}
 
 
 def _key_dict(cfg: OODConfig) -> dict:
@@ -194,6 +205,19 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+@torch.no_grad()
+def start_from_backbone(model: Classifier, backbone: Classifier) -> None:
+    """Copy a trained N-way classifier into the (N+1)-way ``model``: every weight and buffer, the
+    head's N rows as they are and a zero row (weight and bias) for the garbage class."""
+    src = backbone.state_dict()
+    for name, t in model.state_dict().items():
+        if name.startswith("head."):
+            t.zero_()
+            t[:src[name].shape[0]] = src[name]
+        else:
+            t.copy_(src[name])
+
+
 def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
                              checkpoint: str | Path | None = None, progress: bool = True,
                              callback: Callable[[dict], None] | None = None,
@@ -216,6 +240,10 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
     torch.manual_seed(ccfg.seed)
     mean, std = channel_stats(train)
     model = Classifier(train.image_shape, k, ccfg.dropout, mean, std).to(device)
+    if cfg.backbone is not None:
+        from .pipeline import get_classifier
+        start_from_backbone(model, get_classifier(cfg.backbone, device=device,
+                                                  progress=progress).model)
     opt = torch.optim.Adam(model.parameters(), lr=ccfg.lr, weight_decay=ccfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(ccfg.epochs, 1),
                                                        eta_min=cfg.lr_floor * ccfg.lr)
@@ -253,7 +281,9 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
         w = class_weights(torch.bincount(y_all, minlength=k)).to(device)
         n = len(y_all)
         order = torch.randperm(n, generator=rng)
-        loss, acc = train_epoch(model, opt, lambda idx: x_all[idx].float().div_(255), y_all, order,
+        aug = torch.Generator().manual_seed(ccfg.seed * 1000 + epoch + 10 ** 6)
+        loss, acc = train_epoch(model, opt, lambda idx: augment_batch(
+                                    x_all[idx].float().div_(255), ccfg.augment, aug), y_all, order,
                                 ccfg.batch_size, weight=w, device=device, progress=progress,
                                 desc=f"garbage classifier {train.name} epoch {epoch + 1}/"
                                      f"{ccfg.epochs}")

@@ -172,3 +172,36 @@ def test_attempt_runs_and_collects_on_digits(tmp_path):
     collect(tmp_path / "a", tmp_path / "fig4_ood.json", not_run={"long": ""})
     assert json.loads((tmp_path / "fig4_ood.json").read_text())["attempts_not_run"] == {}
     assert (tmp_path / "fig4_ood_attempts_rounds.png").exists()
+
+
+def test_garbage_model_starts_from_its_backbone(digits):
+    """start_from_backbone copies every weight and gives the garbage class a zero row; trained with
+    a negligible LR from a backbone, the (N+1)-way model still predicts what the backbone does."""
+    from netinv_core.classifier import Classifier
+    from netinv_core.ood import start_from_backbone
+    from netinv_core.pipeline import get_classifier
+
+    b, m = Classifier((1, 8, 8), 10).eval(), Classifier((1, 8, 8), 11).eval()
+    start_from_backbone(m, b)
+    x = torch.rand(5, 1, 8, 8)
+    assert torch.equal(m(x)[:, :10], b(x)) and torch.equal(m(x)[:, 10], torch.zeros(5))
+    train, test = digits
+    bb = ClassifierConfig(dataset="digits", epochs=3, batch_size=128, augment="crop")
+    cfg = _tiny(backbone=bb, classifier=ClassifierConfig(dataset="digits", epochs=1, lr=1e-9,
+                                                          batch_size=128, augment="crop"))
+    model, _, _ = train_garbage_classifier(cfg, train, progress=False)
+    base = get_classifier(bb, device="cpu", progress=False).model
+    x = test.images()
+    with torch.no_grad():
+        agree = (model.eval()(x).argmax(1) == base.eval()(x).argmax(1)).float().mean().item()
+    assert agree >= 0.95
+    assert "backbone" not in _key_dict(_tiny()) and _key_dict(cfg)["backbone"]["augment"] == "crop"
+    with pytest.raises(ConfigError, match="same dataset"):
+        _tiny(backbone=ClassifierConfig(dataset="mnist"))
+
+
+def test_backbone_variant_config():
+    c = variant_config("backbone", "cifar10", "quick", 2)
+    assert c.backbone.epochs == 30 and c.backbone.augment == "flip_crop" and c.backbone.seed == 2
+    assert c.classifier.augment == "flip_crop" and c.classifier.lr == 3e-4 and c.fresh_generator
+    assert variant_config("backbone", "mnist", "quick").backbone.augment == "crop"
