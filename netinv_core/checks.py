@@ -12,6 +12,10 @@ from typing import Any
 from .errors import ConfigError
 
 DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10", "digits")
+DIGIT_DATASETS = ("mnist", "svhn", "digits")   # a horizontal flip changes the label's meaning
+# ood_attempts' name of the first Section 5.2 configuration: what a ``runs`` record of
+# figures/fig4_ood.json without a ``variant`` was made with
+LEGACY_OOD_VARIANT = "capped"
 CONDITIONINGS = ("label", "vector", "matrix", "vector_matrix")
 LOSS_TERMS = ("alpha", "beta", "gamma", "delta")
 # how the loss terms are written for people (slider labels, error messages)

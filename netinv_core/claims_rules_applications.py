@@ -145,8 +145,7 @@ def c_sae_anomaly(src):
 # ----------------------------------------------------------------------------------------------
 # Section 5.2
 
-# ood_attempts' name of the configuration a ``runs`` record without a ``variant`` was made with
-LEGACY_DEFAULT = "capped"
+from .checks import LEGACY_OOD_VARIANT as LEGACY_DEFAULT  # a ``runs`` record without ``variant``
 
 
 def _default_name(src, train) -> str:

@@ -237,13 +237,15 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
     k = n_cls + 1
     mean_class = len(train) // n_cls
     cap = None if cfg.keep_all else (cfg.garbage_cap or 2 * mean_class)
+    backbone = None
+    if cfg.backbone is not None:   # before seeding: loading or training it uses the global RNG
+        from .pipeline import get_classifier
+        backbone = get_classifier(cfg.backbone, device=device, progress=progress).model
     torch.manual_seed(ccfg.seed)
     mean, std = channel_stats(train)
     model = Classifier(train.image_shape, k, ccfg.dropout, mean, std).to(device)
-    if cfg.backbone is not None:
-        from .pipeline import get_classifier
-        start_from_backbone(model, get_classifier(cfg.backbone, device=device,
-                                                  progress=progress).model)
+    if backbone is not None:
+        start_from_backbone(model, backbone)
     opt = torch.optim.Adam(model.parameters(), lr=ccfg.lr, weight_decay=ccfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(ccfg.epochs, 1),
                                                        eta_min=cfg.lr_floor * ccfg.lr)

@@ -60,7 +60,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import DEFAULT_PROFILE
+from .config import DEFAULT_PROFILE, DIGIT_DATASETS
 from .errors import ConfigError
 from .ood import OODConfig, check_train_dataset, uncertainty
 from .ood_scores import ood_metrics
@@ -81,7 +81,7 @@ BACKBONE_EPOCHS = 30   # CIFAR-10: flips and crops for 30 epochs reach >= 85% (R
 
 def _backbone(cfg: OODConfig) -> OODConfig:
     c = diverse_garbage(cfg)
-    aug = "crop" if c.classifier.dataset in ("mnist", "svhn", "digits") else "flip_crop"
+    aug = "crop" if c.classifier.dataset in DIGIT_DATASETS else "flip_crop"
     return replace(c, backbone=replace(cfg.classifier, epochs=BACKBONE_EPOCHS, augment=aug),
                    classifier=replace(c.classifier, augment=aug, lr=3e-4))
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checks import LEGACY_OOD_VARIANT
 from .data import ImageData, load_dataset
 from .errors import DataUnavailableError, ShapeError
 from .ood import OOD_DATASETS, OODConfig, check_train_dataset, get_garbage_classifier
@@ -223,22 +224,28 @@ def ood_sets_for(train_name: str, shape, n: int | None = None, seed: int = 0):
 
 
 def run_ood(train_name: str, profile=None, *, seeds=(0, 1, 2), device=None, progress=True,
-            train_missing=True, adjust: Callable[[OODConfig], OODConfig] | None = None) -> dict:
+            train_missing=True, adjust: Callable[[OODConfig], OODConfig] | None = None,
+            base: Callable[..., OODConfig] | None = None) -> dict:
     """Train (or load) the garbage-class and baseline classifiers for each seed and evaluate them
     on the in-distribution test set and every available OOD set. Returns per-seed results, their
-    mean/std summary, and garbage examples of the first seed. ``adjust`` maps each seed's
-    ``ood_config`` to a variant (e.g. ``lambda c: replace(c, selection="uncertain", candidates=3)``);
-    the baselines stay the profile's classifiers."""
+    mean/std summary, and garbage examples of the first seed. ``base(train_name, profile, seed)``
+    gives each seed's config (default ``ood_config``; ``capped_config`` for the first table's),
+    and ``adjust`` maps it to a variant (e.g. ``lambda c: replace(c, selection="uncertain",
+    candidates=3)``); the baselines stay the profile's classifiers. The record's ``variant`` is
+    ``DEFAULT_VARIANT``, ``"capped"`` (``capped_config``) or ``"adjusted"``."""
     prof = get_profile(profile)
     device = device or default_device()
     check_train_dataset(train_name)
+    make_config = base or ood_config
+    variant = ("adjusted" if adjust is not None else DEFAULT_VARIANT if make_config is ood_config
+               else LEGACY_OOD_VARIANT if make_config is capped_config else "adjusted")
     train, test = load_dataset(train_name, "train"), load_dataset(train_name, "test")
     st = prof.ood
     sets, skipped = ood_sets_for(train_name, train.image_shape, st.ood_samples)
     per_seed, confidences, examples, histories = [], [], None, []
     t0 = time.perf_counter()
     for seed in seeds:
-        cfg = ood_config(train_name, prof, seed)
+        cfg = make_config(train_name, prof, seed)
         cfg = adjust(cfg) if adjust is not None else cfg
         garb = get_garbage_classifier(cfg, device=device, progress=progress,
                                       train_missing=train_missing)
@@ -253,7 +260,7 @@ def run_ood(train_name: str, profile=None, *, seeds=(0, 1, 2), device=None, prog
         if examples is None:  # uint8 as stored -> float images in [0, 1] for plotting
             examples = {e: v.float() / 255 for e, v in ex.items()}
     return {"train": train_name, "profile": prof.name,
-            "variant": DEFAULT_VARIANT if adjust is None else "adjusted", "seeds": list(seeds),
+            "variant": variant, "seeds": list(seeds),
             "classes": list(train.classes), "ood_sets": sorted(sets), "skipped": skipped,
             "per_seed": per_seed, "summary": summarize_ood(per_seed), "histories": histories,
             "seconds": time.perf_counter() - t0,
@@ -295,8 +302,9 @@ def merge_previous_runs(records: dict[str, dict], path, profile: str) -> tuple[d
       did not run (same profile, hence the same configs and cache keys), and its ``summary`` is
       recomputed over all of them, so a long training set can be run one seed at a time.
     New results always win. A previous record made with another configuration than the default
-    (its ``variant``; records without one were made with ``capped``) is never merged: its
-    training set is left out (``kept`` says so) rather than mixed into the default's table.
+    (its ``variant``; records without one were made with ``capped``) is never kept, and a new
+    record only takes previous seeds of its own configuration: a dropped training set is left out
+    (``kept`` says so) rather than mixed into the default's table.
     Returns ``(merged, kept)`` where ``kept`` maps each training set to the previous seeds it
     kept (``"all"`` for a whole kept record; ``"none: ..."`` for a dropped one); each merged
     record with kept seeds lists them in ``seeds_from_previous``."""
@@ -313,7 +321,7 @@ def merge_previous_runs(records: dict[str, dict], path, profile: str) -> tuple[d
     merged, kept = {}, {}
     previous = {}
     for name, prev in old.get("runs", {}).items():
-        made = prev.get("variant", "capped")
+        made = prev.get("variant", LEGACY_OOD_VARIANT)
         if made == DEFAULT_VARIANT:
             previous[name] = prev
         elif name not in records:
@@ -323,7 +331,9 @@ def merge_previous_runs(records: dict[str, dict], path, profile: str) -> tuple[d
         if name not in records:
             merged[name], kept[name] = prev, "all"
     for name, rec in records.items():
-        prev = previous.get(name)
+        prev = old.get("runs", {}).get(name)
+        if prev is not None and prev.get("variant", LEGACY_OOD_VARIANT) != rec.get("variant"):
+            prev = None     # another configuration's seeds never join this record
         have = set(rec["seeds"])
         extra = [] if prev is None else [i for i, r in enumerate(prev["per_seed"])
                                          if r["seed"] not in have]

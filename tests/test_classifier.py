@@ -46,9 +46,13 @@ def test_augmentation_crops_and_flips_from_its_own_generator():
                    for dy in range(9) for dx in range(9))
     assert (crop == 0).any() and not torch.equal(crop, x)
     flips = augment_batch(x, "flip_crop", torch.Generator().manual_seed(0))
-    mirrored = sum(not any(torch.equal(flips[i], padded[i, :, dy:dy + 8, dx:dx + 8])
-                           for dy in range(9) for dx in range(9)) for i in range(len(x)))
-    assert 16 <= mirrored <= 48
+
+    def window(i, img):
+        return [(dy, dx) for dy in range(9) for dx in range(9)
+                if torch.equal(img, padded[i, :, dy:dy + 8, dx:dx + 8])]
+    mirrored = [i for i in range(len(x)) if not window(i, flips[i])]
+    assert 16 <= len(mirrored) <= 48
+    assert all(window(i, flips[i].flip(-1)) for i in mirrored)   # left-right, nothing else
 
 
 def test_augment_setting_is_checked_and_keeps_old_cache_keys():

@@ -220,3 +220,6 @@ def test_merge_previous_runs_never_mixes_another_configuration_into_the_table(tm
     assert "'capped'" in kept["cifar10"] and repr(DEFAULT_VARIANT) in kept["cifar10"]
     assert "fashionmnist" not in kept and kept["mnist"] == "all"
     assert merged["mnist"]["variant"] == DEFAULT_VARIANT
+    # nor does a record of another configuration take the default's previous seeds
+    merged, kept = merge_previous_runs({"mnist": _run([1], [0.2], variant="adjusted")}, path, "quick")
+    assert merged["mnist"]["seeds"] == [1] and "mnist" not in kept

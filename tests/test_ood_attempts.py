@@ -205,3 +205,15 @@ def test_backbone_variant_config():
     assert c.backbone.epochs == 30 and c.backbone.augment == "flip_crop" and c.backbone.seed == 2
     assert c.classifier.augment == "flip_crop" and c.classifier.lr == 3e-4 and c.fresh_generator
     assert variant_config("backbone", "mnist", "quick").backbone.augment == "crop"
+
+
+def test_backbone_model_is_the_same_whether_its_backbone_was_cached_or_trained(digits):
+    """The backbone is loaded (or trained) before the garbage model is seeded, so a first run that
+    trains it inline and a rerun that finds it cached give the same model."""
+    train, _ = digits
+    bb = ClassifierConfig(dataset="digits", epochs=2, batch_size=128, seed=7)   # not cached yet
+    cfg = _tiny(backbone=bb, classifier=ClassifierConfig(dataset="digits", epochs=2,
+                                                          batch_size=128, seed=7))
+    first, _, _ = train_garbage_classifier(cfg, train, progress=False)    # trains the backbone
+    again, _, _ = train_garbage_classifier(cfg, train, progress=False)    # loads it
+    assert_same_weights(first, again)
