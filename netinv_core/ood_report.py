@@ -155,7 +155,8 @@ def rounds_figure(out_dir):
     fig, axes = plt.subplots(1, 3, figsize=(16, 6))
     # one colour per run in every panel; in the first, OOD sets told apart by line style
     colours = plt.get_cmap("tab10").colors
-    styles = {"cifar10": ("--", "s")}       # the far set dashed; the near one (MNIST/FMNIST) solid
+    # the far set (CIFAR-10) dashed; the near ones solid, MNIST with circles, FashionMNIST triangles
+    styles = {"cifar10": ("--", "s"), "fashionmnist": ("-", "^")}
     for i, ((train, variant), r) in enumerate(sorted(runs.items())):
         h, c = r["history"], colours[i % len(colours)]
         ep = h["epoch"]
