@@ -50,8 +50,8 @@ from dataclasses import replace
 
 import torch
 
-from .config import (AUGMENTATIONS, CONDITIONINGS, DATASETS, DEFAULT_PROFILE, PRECISIONS,
-                     PROFILES, get_profile)
+from .config import (AUGMENTATIONS, CONDITIONINGS, DATASETS, DEFAULT_PROFILE, OPTIMIZERS,
+                     PRECISIONS, PROFILES, get_profile)
 from .device import resolve_device
 from .errors import NetinvError
 
@@ -188,16 +188,19 @@ def _device_name(device) -> str:
     return torch.cuda.get_device_name(0) if str(device).startswith("cuda") else "cpu"
 
 
-def bench_classifier(dataset: str, profile: str, seed: int = 0, epochs: int | None = None,
-                     augment: str | None = None, device=None) -> dict:
-    """The profile's classifier for ``dataset`` with ``epochs`` / ``augment`` overridden (e.g. the
-    CIFAR-10 backbone of issue 12): trained (resumable) or loaded from the cache; its test
-    accuracy and training cost."""
+CLASSIFIER_OVERRIDES = ("epochs", "augment", "optimizer", "lr", "weight_decay", "dropout",
+                        "label_smoothing")
+
+
+def bench_classifier(dataset: str, profile: str, seed: int = 0, device=None, **override) -> dict:
+    """The profile's classifier for ``dataset`` with the ``ClassifierConfig`` fields in
+    ``override`` replaced where not None (e.g. the CIFAR-10 backbone of issue 12): trained
+    (resumable) or loaded from the cache; its test accuracy and training cost."""
     from .config import classifier_config, to_dict
     from .pipeline import default_device, get_classifier
 
     device = device or default_device()
-    over = {k: v for k, v in (("epochs", epochs), ("augment", augment)) if v is not None}
+    over = {k: v for k, v in override.items() if v is not None}
     cfg = classifier_config(dataset, profile, seed=seed, **over)
     t0 = time.perf_counter()
     clf = get_classifier(cfg, device=device, progress=False)
@@ -280,13 +283,18 @@ def main(argv=None) -> int:
     abl.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     abl.add_argument("--device", default=None)
     clf = sub.add_parser("classifier", help="one classifier (cached): test accuracy and cost, "
-                                            "with optional epochs / augmentation overrides")
+                                            "with optional training overrides")
     clf.add_argument("--dataset", required=True, choices=DATASETS)
     clf.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     clf.add_argument("--seed", type=int, default=0)
     clf.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     clf.add_argument("--augment", choices=AUGMENTATIONS, default=None,
                      help="training-time augmentation (default: the profile's, none)")
+    clf.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                     help="adam (default; cosine LR per epoch) or sgd (Nesterov, one-cycle LR)")
+    for name in ("lr", "weight_decay", "dropout", "label_smoothing"):
+        clf.add_argument("--" + name.replace("_", "-"), type=float, default=None,
+                         help="default: the profile's")
     clf.add_argument("--device", default=None)
     clf.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ood = sub.add_parser("ood", help="garbage-class OOD detection vs MSP / energy / Mahalanobis")
@@ -321,8 +329,8 @@ def main(argv=None) -> int:
         elif args.benchmark == "classifier":
             if args.threads:
                 torch.set_num_threads(args.threads)
-            out = bench_classifier(args.dataset, args.profile, args.seed, args.epochs,
-                                   args.augment, args.device)
+            out = bench_classifier(args.dataset, args.profile, args.seed, args.device,
+                                   **{k: getattr(args, k) for k in CLASSIFIER_OVERRIDES})
         elif args.benchmark == "ood":
             out = bench_ood(args.train, args.profile, args.seeds, args.device)
         elif args.benchmark == "reconstruction":

@@ -21,6 +21,9 @@ LOSS_TERMS = ("alpha", "beta", "gamma", "delta")
 # how the loss terms are written for people (slider labels, error messages)
 LOSS_TERM_LABELS = {"alpha": "KL", "beta": "CE", "gamma": "cosine", "delta": "orthogonality"}
 PRECISIONS = ("fp32", "bf16")
+AUGMENTATIONS = ("none", "crop", "flip_crop")
+# "adam": Adam, cosine LR per epoch (the default); "sgd": SGD + Nesterov 0.9, one-cycle LR per batch
+OPTIMIZERS = ("adam", "sgd")
 
 
 def check_weight(name: str, value: Any) -> float:

@@ -21,9 +21,8 @@ import dataclasses
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Mapping
 
-from .checks import (CONDITIONINGS, DATASETS, DIGIT_DATASETS, LOSS_TERM_LABELS,  # noqa: F401
-                     LOSS_TERMS,
-                     PRECISIONS, check_conditioning, check_dataset, check_int, check_lr,
+from .checks import (AUGMENTATIONS, CONDITIONINGS, DATASETS, DIGIT_DATASETS,  # noqa: F401
+                     LOSS_TERM_LABELS, LOSS_TERMS, OPTIMIZERS, PRECISIONS, check_conditioning, check_dataset, check_int, check_lr,
                      check_rate, check_weight)
 from .errors import ConfigError
 
@@ -62,9 +61,6 @@ class LossWeights:
             object.__setattr__(self, f.name, check_weight(f.name, getattr(self, f.name)))
 
 
-AUGMENTATIONS = ("none", "crop", "flip_crop")
-
-
 @dataclass(frozen=True)
 class ClassifierConfig:
     """The paper's classifier (Section 3.1 / 4) and how it is trained."""
@@ -81,12 +77,17 @@ class ClassifierConfig:
     # "crop" (random 4-pixel-padded crops) or "flip_crop" (+ horizontal flips; not for digits).
     # Left out of the cache key at "none" (``to_dict``), so every older checkpoint stays valid.
     augment: str = "none"
-    _omit_at_default: ClassVar[tuple] = ("augment",)
+    optimizer: str = "adam"         # or "sgd": Nesterov 0.9 + one-cycle LR per batch peaking at lr
+    label_smoothing: float = 0.0    # cross-entropy label smoothing (0: the paper's plain CE)
+    _omit_at_default: ClassVar[tuple] = ("augment", "optimizer", "label_smoothing")
 
     def __post_init__(self):
         check_dataset(self.dataset)
         if self.augment not in AUGMENTATIONS:
             raise ConfigError(f"augment={self.augment!r}; choose one of {AUGMENTATIONS}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer={self.optimizer!r}; choose one of {OPTIMIZERS}")
+        check_rate("label_smoothing", self.label_smoothing)
         if self.augment == "flip_crop" and self.dataset in DIGIT_DATASETS:
             raise ConfigError(f"augment='flip_crop' mirrors images, which changes digits; use "
                               f"augment='crop' for {self.dataset}")

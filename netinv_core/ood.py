@@ -29,7 +29,7 @@ Training (``train_garbage_classifier``): an (N+1)-way classifier whose class N i
    ``inverted_per_epoch=0`` is the noise-only control (no inversion at all).
 6. Backbone option (issue 12, CIFAR-10): with ``backbone`` set, the (N+1)-way model starts from
    that trained plain classifier (every weight copied; the head gets a zero garbage row and bias),
-   and the classifier's ``augment`` applies to every training batch, garbage included.
+   and the classifier's ``augment`` and ``label_smoothing`` apply to every batch, garbage included.
 
 Inference: a prediction of class N means out-of-distribution; otherwise the confidence on the
 in-distribution classes, max_{c<N} softmax(f(x))_c, is the second tier.
@@ -126,6 +126,8 @@ class OODConfig:
                 and self.classifier.epochs < 2:
             raise ConfigError("invert_after_last_epoch=False with fewer than 2 classifier epochs "
                               "leaves no inversion round; use epochs >= 2")
+        if self.classifier.optimizer != "adam":   # the rounds' LR schedule is per epoch
+            raise ConfigError("the garbage model trains with Adam; use optimizer='sgd' for a backbone")
         b = self.backbone
         if b is not None and (not isinstance(b, ClassifierConfig) or b.dataset != self.classifier.dataset
                               or b.train_size != self.classifier.train_size):
@@ -287,7 +289,7 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
         loss, acc = train_epoch(model, opt, lambda idx: augment_batch(
                                     x_all[idx].float().div_(255), ccfg.augment, aug), y_all, order,
                                 ccfg.batch_size, weight=w, device=device, progress=progress,
-                                desc=f"garbage classifier {train.name} epoch {epoch + 1}/"
+                                label_smoothing=ccfg.label_smoothing, desc=f"garbage classifier {train.name} epoch {epoch + 1}/"
                                      f"{ccfg.epochs}")
         sched.step()
         # invert the current classifier for all N+1 classes; add the samples to the garbage class

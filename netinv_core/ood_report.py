@@ -120,7 +120,8 @@ def evaluation_entries(recs: list) -> list:
 
 
 # whose model the evaluation-only checks describe, by preference (the noise-only control last)
-EVAL_MODEL_ORDER = ("diverse_garbage", "capped", "no_cap", "long", "backbone", "noise_only")
+EVAL_MODEL_ORDER = ("diverse_garbage", "capped", "no_cap", "long", "backbone_sgd", "backbone",
+                    "noise_only")
 
 
 def build_attempts(out_dir) -> list:
