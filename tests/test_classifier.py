@@ -10,10 +10,13 @@ def test_classifier_learns_the_digits(digits, digits_classifier):
     assert evaluate(digits_classifier, digits[1]) > 0.85
 
 
-@pytest.mark.parametrize("augment", ["none", "crop"])   # a resumed epoch draws the same crops
-def test_interrupted_classifier_training_resumes(digits, tmp_path, augment):
+@pytest.mark.parametrize("augment,optimizer", [("none", "adam"), ("crop", "adam"), ("crop", "sgd")])
+def test_interrupted_classifier_training_resumes(digits, tmp_path, augment, optimizer):
+    """A resumed epoch draws the same crops; the one-cycle schedule resumes at its batch."""
     train, _ = digits
-    cfg = ClassifierConfig(dataset="digits", epochs=2, batch_size=128, augment=augment)
+    cfg = ClassifierConfig(dataset="digits", epochs=2, batch_size=128, augment=augment,
+                           optimizer=optimizer, label_smoothing=0.1 * (optimizer == "sgd"),
+                           lr=0.05 if optimizer == "sgd" else 1e-3)
     ref, ref_hist = train_classifier(cfg, train, progress=False)
     ckpt = tmp_path / "clf.partial.pt"
 
@@ -66,3 +69,22 @@ def test_augment_setting_is_checked_and_keeps_old_cache_keys():
     assert "augment" not in to_dict(ClassifierConfig(dataset="cifar10"))
     assert to_dict(ClassifierConfig(dataset="cifar10", augment="crop"))["augment"] == "crop"
 
+
+
+def test_sgd_recipe_is_checked_learns_and_keeps_old_cache_keys(digits):
+    """optimizer / label_smoothing: refused when unknown or out of range, left out of the cache
+    key at their defaults, and the SGD + one-cycle recipe learns the digits."""
+    from netinv_core.config import to_dict
+    from netinv_core.errors import ConfigError
+    with pytest.raises(ConfigError, match="optimizer='rmsprop'"):
+        ClassifierConfig(dataset="digits", optimizer="rmsprop")
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        ClassifierConfig(dataset="digits", label_smoothing=1.0)
+    d = to_dict(ClassifierConfig(dataset="digits"))
+    assert "optimizer" not in d and "label_smoothing" not in d
+    cfg = ClassifierConfig(dataset="digits", epochs=3, optimizer="sgd", lr=0.05,
+                           weight_decay=5e-4, label_smoothing=0.1, dropout=0.0)
+    assert to_dict(cfg)["optimizer"] == "sgd" and to_dict(cfg)["label_smoothing"] == 0.1
+    train, test = digits
+    model, hist = train_classifier(cfg, train, progress=False)
+    assert evaluate(model, test) > 0.9

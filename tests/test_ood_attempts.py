@@ -205,6 +205,12 @@ def test_backbone_variant_config():
     assert c.backbone.epochs == 30 and c.backbone.augment == "flip_crop" and c.backbone.seed == 2
     assert c.classifier.augment == "flip_crop" and c.classifier.lr == 3e-4 and c.fresh_generator
     assert variant_config("backbone", "mnist", "quick").backbone.augment == "crop"
+    s = variant_config("backbone_sgd", "cifar10", "quick", 1)
+    assert (s.backbone.optimizer, s.backbone.lr, s.backbone.label_smoothing, s.backbone.dropout,
+            s.backbone.epochs, s.backbone.seed) == ("sgd", 0.1, 0.1, 0.0, 30, 1)
+    assert s.classifier.optimizer == "adam" and s.classifier.dropout == 0.0
+    with pytest.raises(ConfigError, match="optimizer='sgd' for a backbone"):
+        _tiny(classifier=ClassifierConfig(dataset="digits", epochs=2, optimizer="sgd"))
 
 
 def test_backbone_model_is_the_same_whether_its_backbone_was_cached_or_trained(digits):
