@@ -23,6 +23,7 @@ INVERSION_MIN = 0.95
 CONFIDENT_MIN = 0.9
 AGREEMENT_UNLIKE, NN_RATIO_UNLIKE = 0.5, 1.5
 OOD_MARGIN = 5.0
+OOD_BACKBONE_MIN = 85.0   # issue 12: a CIFAR-10 garbage model below it says little
 
 # The paper's OOD table (docs/choices.md, from 2505.23448 Table 1): percent of the OOD test set sent to
 # the garbage class; the diagonal is in-distribution accuracy.

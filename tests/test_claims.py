@@ -408,3 +408,18 @@ def test_ood_row_without_a_table_record_shows_its_attempts_without_a_verdict(tmp
     assert "no CIFAR-10 backbone at >= 85%" in row["evidence"]
     assert "capped (2 seeds, in-distribution 79.3%) 0.0% to garbage" in row["evidence"]
     assert rows["ood_cifar10_to_fashionmnist"]["verdict"] == "not run"
+
+    def strong(d):   # a second attempt, 3 seeds, on a backbone >= 85%: it decides the cell
+        d["attempts"].append({"name": "backbone_sgd", "train": "cifar10", "seeds": [0, 1, 2],
+                              "in_distribution_accuracy": {"mean": 0.861},
+                              "ood": {"mnist": {"garbage_rate": {"mean": 0.004}}}})
+    _edit(path, strong)
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_cifar10_to_mnist"]
+    assert row["verdict"] == "refuted" and row["seeds"] == 3
+    assert "the verdict is backbone_sgd's (3 seeds, in-distribution 86.1% >= 85%)" in row["evidence"]
+
+    def weak(d):     # the same at 84%: still inconclusive
+        d["attempts"][-1]["in_distribution_accuracy"]["mean"] = 0.84
+    _edit(path, weak)
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_cifar10_to_mnist"]
+    assert row["verdict"] == "inconclusive" and "until an attempt has >= 3 seeds" in row["evidence"]
