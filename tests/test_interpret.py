@@ -41,6 +41,26 @@ def test_tsne_needs_enough_samples():
         embed_tsne(np.zeros((50, 4)), perplexity=30)
 
 
+def test_tsne_at_paper_sizes_uses_fft_and_separates_classes(monkeypatch):
+    """From TSNE_FFT_FROM points on, t-SNE runs openTSNE's FFT version: deterministic for a seed
+    and it keeps well-separated classes apart; without openTSNE it warns and uses scikit-learn."""
+    import sys
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+    import netinv_core.interpret as I
+    pytest.importorskip("openTSNE")
+    feats, labels = _blobs([1, 1, 1])
+    monkeypatch.setattr(I, "TSNE_FFT_FROM", 100)
+    a, b = embed_tsne(feats, seed=3), embed_tsne(feats, seed=3)
+    assert a.shape == (360, 2) and np.array_equal(a, b)
+    pred = KMeans(3, n_init=4, random_state=0).fit_predict(a)
+    assert adjusted_rand_score(labels, pred) == 1.0
+    monkeypatch.setitem(sys.modules, "openTSNE", None)   # as if not installed
+    with pytest.warns(UserWarning, match="pip install openTSNE"):
+        c = embed_tsne(feats, seed=3)
+    assert c.shape == (360, 2)
+
+
 def test_sae_learns_and_separates_shifted_features():
     rng = np.random.default_rng(0)
     train = rng.normal(size=(2000, 16)).astype(np.float32)
