@@ -423,3 +423,26 @@ def test_ood_row_without_a_table_record_shows_its_attempts_without_a_verdict(tmp
     _edit(path, weak)
     row = {r["id"]: r for r in C.build(figs)["claims"]}["ood_cifar10_to_mnist"]
     assert row["verdict"] == "inconclusive" and "until an attempt has >= 3 seeds" in row["evidence"]
+
+
+def test_ood_cell_shows_knn_and_vim_only_for_the_tables_own_models(tmp_path):
+    """The OOD cell quotes the KNN / ViM AUROC of the knn_vim check when it was measured on the
+    models of the table's configuration, never those of another variant's models."""
+    figs = _figs_copy(tmp_path)
+    path = figs / "fig4_ood.json"
+
+    def one(d):
+        d["runs"]["mnist"]["variant"] = "diverse_garbage"
+        d["attempts"] = [a for a in d["attempts"] if a["name"] != "knn_vim"] + [
+            {"name": "knn_vim", "train": "mnist", "model": "diverse_garbage", "seeds": [0, 1, 2],
+             "ood": {"fashionmnist": {"knn": {"auroc": {"mean": 0.9914}},
+                                      "vim": {"auroc": {"mean": 0.9828}}}}}]
+    _edit(path, one)
+    ev = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]["evidence"]
+    assert "KNN AUROC 0.991, ViM AUROC 0.983 (knn_vim, the table's models, seeds [0, 1, 2])" in ev
+
+    def other(d):
+        d["attempts"][-1]["model"] = "capped"
+    _edit(path, other)
+    ev = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]["evidence"]
+    assert "KNN AUROC" not in ev
