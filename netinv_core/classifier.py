@@ -154,7 +154,8 @@ def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
     """Train the classifier on the cross-entropy (``label_smoothing`` eps); returns
     ``(model, history)``. ``optimizer`` "adam": Adam at ``lr``, cosine-annealed per epoch to 0;
     "sgd": SGD with Nesterov momentum 0.9 and a one-cycle schedule stepped per batch (from
-    lr / 25 up to ``lr`` over 30% of the steps, then cosine down to lr / (25 * 10^4)). Both use ``weight_decay``.
+    lr / 25 up to ``lr`` over 30% of the steps, then cosine down to lr / (25 * 10^4)).
+    Both use ``weight_decay``.
     ``pool`` = "avg" swaps the max pooling for average pooling (a leakage variant of Section 5.3).
 
     With ``checkpoint`` set, the state after every epoch is written there atomically, and a run
@@ -171,10 +172,11 @@ def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
                               weight_decay=cfg.weight_decay)
         steps = max(cfg.epochs, 1) * -(-len(train) // cfg.batch_size)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+        per_batch = sched.step        # stepped after every batch
     else:
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
-    per_batch = sched.step if cfg.optimizer == "sgd" else None
+        per_batch = None              # stepped after every epoch
     history = {"epoch": [], "loss": [], "train_accuracy": [], "seconds": []}
     state = {"model": model, "optimizer": opt, "scheduler": sched, "rng": GLOBAL_RNG}
     rest = restore_state(checkpoint, kind="classifier-partial", config=to_dict(cfg), objects=state)

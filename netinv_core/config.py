@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Mapping
 
 from .checks import (AUGMENTATIONS, CONDITIONINGS, DATASETS, DIGIT_DATASETS,  # noqa: F401
-                     LOSS_TERM_LABELS, LOSS_TERMS, OPTIMIZERS, PRECISIONS, check_conditioning, check_dataset, check_int, check_lr,
-                     check_rate, check_weight)
+                     LOSS_TERM_LABELS, LOSS_TERMS, OPTIMIZERS, PRECISIONS, check_conditioning,
+                     check_dataset, check_int, check_lr, check_rate, check_weight)
 from .errors import ConfigError
 
 

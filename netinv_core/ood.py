@@ -289,7 +289,8 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
         loss, acc = train_epoch(model, opt, lambda idx: augment_batch(
                                     x_all[idx].float().div_(255), ccfg.augment, aug), y_all, order,
                                 ccfg.batch_size, weight=w, device=device, progress=progress,
-                                label_smoothing=ccfg.label_smoothing, desc=f"garbage classifier {train.name} epoch {epoch + 1}/"
+                                label_smoothing=ccfg.label_smoothing,
+                                desc=f"garbage classifier {train.name} epoch {epoch + 1}/"
                                      f"{ccfg.epochs}")
         sched.step()
         # invert the current classifier for all N+1 classes; add the samples to the garbage class

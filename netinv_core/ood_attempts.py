@@ -88,7 +88,7 @@ def _backbone(cfg: OODConfig) -> OODConfig:
                    classifier=replace(c.classifier, augment=aug, lr=3e-4))
 
 
-# the probe's recipe (scripts/cifar_backbone_probe.py: 86.7% on CIFAR-10 in 30 epochs, seed 0)
+# a CIFAR-10 backbone at 86.7% in 30 epochs (3 seeds: 86.68 / 86.45 / 86.99%; README)
 SGD_RECIPE = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "label_smoothing": 0.1,
               "dropout": 0.0}
 
