@@ -25,6 +25,7 @@ from .config import ClassifierConfig, to_dict
 from .data import ImageData
 from .device import resolve_device
 from .errors import ShapeError
+from .frozen import channels_last_, inversion_ready
 
 FEATURE_LAYER = "penultimate"
 FEATURE_DIM = 128
@@ -110,14 +111,13 @@ def augment_batch(x: torch.Tensor, mode: str, g: torch.Generator) -> torch.Tenso
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageData, device="cpu", batch_size: int = 1000) -> float:
-    """Top-1 accuracy of ``model`` on ``data``."""
-    was_training = model.training
-    model.eval()
+    """Top-1 accuracy of ``model`` on ``data`` (``inversion_ready``: evaluation mode, BatchNorm
+    folded, channels-last; the model as it was afterwards)."""
     correct = 0
-    for i in range(0, len(data), batch_size):
-        x = data.images(slice(i, i + batch_size)).to(device)
-        correct += (model(x).argmax(1).cpu() == data.y[i:i + batch_size]).sum().item()
-    model.train(was_training)
+    with inversion_ready(model):
+        for i in range(0, len(data), batch_size):
+            x = data.images(slice(i, i + batch_size)).to(device)
+            correct += (model(x).argmax(1).cpu() == data.y[i:i + batch_size]).sum().item()
     return correct / max(len(data), 1)
 
 
@@ -165,8 +165,8 @@ def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
     device = resolve_device(device)
     torch.manual_seed(cfg.seed)
     mean, std = channel_stats(train)
-    model = Classifier(train.image_shape, train.num_classes, cfg.dropout, mean, std,
-                       pool=pool).to(device)
+    model = channels_last_(Classifier(train.image_shape, train.num_classes, cfg.dropout, mean, std,
+                                      pool=pool).to(device))
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                               weight_decay=cfg.weight_decay)
@@ -205,5 +205,6 @@ def train_classifier(cfg: ClassifierConfig, train: ImageData, *, device="cpu",
                        history=history, epoch=epoch + 1)
         if callback is not None:
             callback(rec)
-    model.eval()
-    return model, history
+    # hand the model out as a cached copy loads it (contiguous weights: convolutions round
+    # differently by memory format, so cold and warm runs would otherwise score differently)
+    return model.to(memory_format=torch.contiguous_format).eval(), history

@@ -180,10 +180,12 @@ def plan(profile) -> dict:
                         rs.n_generators + 1)]
     out["fig5_reconstruction"] = (stages, [])
 
-    # ablation: 11 settings x 3 seeds, the default's 3 seeds come from fig2
+    # ablation: 11 settings x 3 seeds; the default's 3 seeds come from fig2, and so do those of
+    # loss_off=gamma where fig2's pixel probe trained gamma = 0 (the same config, the same key)
     stages = []
     for ds in prof.ablation_datasets:
-        stages += generators(ds, 30, prof.generator_steps, "ablation")
+        n_new = 30 - (prof.n_generators if ds in probe_sets else 0)
+        stages += generators(ds, n_new, prof.generator_steps, "ablation")
         stages += [(f"ablation {ds}: clusters", "clusters", 33)]
     out["ablation"] = (stages, [])
     # explore: one 200-step look at MNIST (digits in smoke)

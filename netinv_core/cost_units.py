@@ -21,13 +21,17 @@ from .config import get_profile
 CPU_SECONDS: dict = {}   # unit -> process CPU seconds per call / threads (the idle-machine estimate)
 
 
-def _time(fn, repeats: int = 3, device="cpu", name=None) -> float:
-    """Median wall seconds of ``fn`` over ``repeats`` calls after one warm-up call; the median
-    process CPU seconds / torch threads goes to ``CPU_SECONDS[name]`` (what the call would take on an
-    idle machine, where the wall time of a shared machine is inflated by other jobs)."""
+def _time(fn, repeats: int = 3, device="cpu", name=None, min_seconds: float = 1.0,
+          max_calls: int = 25) -> float:
+    """Median wall seconds of ``fn`` over at least ``repeats`` calls, and more (up to
+    ``max_calls``) until ``min_seconds`` were timed, after one warm-up call: a 0.1 s step gets
+    about ten samples, so that one slow call of a shared CPU's clock does not move the median.
+    The median process CPU seconds / torch threads goes to ``CPU_SECONDS[name]`` (what the call
+    would take on an idle machine, where the wall time of a shared machine is inflated by other
+    jobs)."""
     fn()
     ts, cs = [], []
-    for _ in range(repeats):
+    while len(ts) < repeats or (sum(ts) < min_seconds and len(ts) < max_calls):
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
         t, c = time.perf_counter(), time.process_time()
@@ -55,7 +59,7 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
     from .classifier import Classifier
     from .figure5 import recon_config
     from .generator import Generator, generate
-    from .frozen import inversion_ready
+    from .frozen import channels_last_, inversion_ready
     from .inversion import FeatureTap, inversion_step
     from .reconstruct import PerSampleGradNorm, recon_generator, reconstruction_step
 
@@ -64,7 +68,7 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
     for shape in ((1, 28, 28), (3, 32, 32)):
         key = "x".join(map(str, shape))
         torch.manual_seed(0)
-        clf = Classifier(shape, 10).to(device)
+        clf = channels_last_(Classifier(shape, 10).to(device))   # as train_classifier lays it out
         opt = torch.optim.Adam(clf.parameters())
         x = torch.rand(128, *shape, device=device)
         y = torch.randint(0, 10, (128,), device=device)
@@ -80,7 +84,7 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
                                            _flops(clf_step))
         clf.eval()
         xb = torch.rand(1000, *shape, device=device)
-        with torch.no_grad():
+        with torch.no_grad(), inversion_ready(clf):   # as every evaluation pass runs it
             fwd = lambda: clf(xb).sum().item()  # noqa: E731
             units[f"forward_1000/{key}"] = (_time(fwd, repeats, device, f"forward_1000/{key}"),
                                                 _flops(fwd))

@@ -30,6 +30,29 @@ def frozen(model: nn.Module):
         model.train(was)
 
 
+def _convolutions(model: nn.Module):
+    return [m for m in model.modules() if isinstance(m, nn.Conv2d)
+            and isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() == 4]
+
+
+def _channels_last_copy(w: torch.Tensor) -> torch.Tensor:
+    """``w`` (O, I, kh, kw) with the explicit channels-last strides (I kh kw, 1, kw I, I)."""
+    o, i, kh, kw = w.shape
+    cl = torch.empty_strided(w.shape, (i * kh * kw, 1, kw * i, i), dtype=w.dtype, device=w.device)
+    return cl.copy_(w.detach())
+
+
+def channels_last_(model: nn.Module) -> nn.Module:
+    """Lay every ``nn.Conv2d`` weight of ``model`` out channels-last for good (the strides of
+    ``channels_last_weights``; the same values), for *training* the classifier: create the
+    optimiser afterwards. One optimiser step of the quick MNIST classifier takes about 1.2x
+    less time (issue 14), with the same numbers up to float rounding; state dicts and cache keys
+    are unchanged (``load_state_dict`` copies values, whatever the strides)."""
+    for m in _convolutions(model):
+        m.weight.data = _channels_last_copy(m.weight.data)
+    return model
+
+
 @contextmanager
 def channels_last_weights(model: nn.Module):
     """Every ``nn.Conv2d`` weight of ``model`` in channels-last strides for the duration (the
@@ -42,16 +65,9 @@ def channels_last_weights(model: nn.Module):
     here, (I k k, 1, k I, I), mark the layout explicitly, so the whole classifier runs
     channels-last (issue 14; the same numbers up to float rounding)."""
     saved = []
-    for m in model.modules():
-        w = getattr(m, "weight", None)
-        if not isinstance(m, nn.Conv2d) or not isinstance(w, torch.Tensor) or w.dim() != 4:
-            continue
-        o, i, kh, kw = w.shape
-        cl = torch.empty_strided(w.shape, (i * kh * kw, 1, kw * i, i), dtype=w.dtype,
-                                 device=w.device)
-        cl.copy_(w.detach())
-        saved.append((m.weight, w.data))
-        m.weight.data = cl
+    for m in _convolutions(model):
+        saved.append((m.weight, m.weight.data))
+        m.weight.data = _channels_last_copy(m.weight.data)
     try:
         yield model
     finally:
@@ -69,7 +85,8 @@ def folded_batchnorm(model: nn.Module, keep: tuple[str, ...] = ()):
         W' = W * s[:, None, None, None],  c' = (c - mu) * s + b,  s = g / sqrt(v + eps):
     the same function (up to float rounding) without BatchNorm's forward and backward passes over
     the largest activations (issue 14). BatchNorm layers named in ``keep`` (e.g. the feature layer
-    a ``FeatureTap`` hooks) and those in training mode are left alone."""
+    a ``FeatureTap`` hooks), those in training mode and those already folded (a nested call) are
+    left alone."""
     saved = []
     for name, mod in model.named_modules():
         if not isinstance(mod, nn.Sequential):
@@ -79,7 +96,7 @@ def folded_batchnorm(model: nn.Module, keep: tuple[str, ...] = ()):
             full = f"{name}.{bn_name}" if name else bn_name
             if not (isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d) or bn.training \
                     or full in keep or bn.running_mean is None or bn._forward_hooks \
-                    or bn._forward_pre_hooks or conv._forward_hooks:
+                    or bn._forward_pre_hooks or conv._forward_hooks or "forward" in vars(bn):
                 continue
             scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
                 1.0 / torch.sqrt(bn.running_var + bn.eps)

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from .errors import ConfigError
-from .inversion import FeatureTap, frozen
+from .inversion import FeatureTap, inversion_ready
 from .metrics import tap_batches
 from .sae import (SAEResult, SparseAutoencoder, sae_report, top_units,  # noqa: F401
                   topk_jaccard_split, train_sae)
@@ -57,8 +57,8 @@ _ONE_THREAD = {"depth": 0}
 
 
 def features_of(classifier, images: torch.Tensor, *, feature_layer=None, device="cpu"):
-    """``(predicted labels, features)`` as numpy arrays."""
-    with frozen(classifier):
+    """``(predicted labels, features)`` as numpy arrays (the classifier ``inversion_ready``)."""
+    with inversion_ready(classifier):
         tap = FeatureTap(classifier, feature_layer)
         logits, feats = tap_batches(tap, images, device)
         tap.remove()

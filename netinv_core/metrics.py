@@ -19,7 +19,7 @@ from .data import ImageData
 from .checks import check_int
 from .errors import ShapeError
 from .generator import Generator, generate
-from .inversion import FeatureTap, check_classifier_input, frozen
+from .inversion import FeatureTap, check_classifier_input, inversion_ready
 
 MIN_SAMPLES = 1000
 
@@ -85,7 +85,7 @@ def inversion_report(classifier, generator: Generator, test: ImageData, *, n: in
         torch.randperm(int((test.y == c).sum()), generator=g)[:real_per_class]]
         for c in torch.unique(test.y)])
     real_x, real_y = test.images(real_idx), test.y[real_idx]
-    with frozen(classifier):
+    with inversion_ready(classifier):
         tap = FeatureTap(classifier, feature_layer)
         logits, feats = tap_batches(tap, images, device)
         _, real_feats = tap_batches(tap, real_x, device)

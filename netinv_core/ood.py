@@ -58,7 +58,8 @@ from .config import ClassifierConfig, GeneratorConfig, check_dataset, to_dict
 from .data import CLASS_NAMES, IMAGE_SHAPES, ImageData, balanced_subset, load_dataset
 from .errors import ConfigError
 from .generator import Generator, sample_in_stream
-from .inversion import FeatureTap, frozen, inversion_step
+from .frozen import channels_last_, inversion_ready
+from .inversion import FeatureTap, inversion_step
 from .ood_scores import (Mahalanobis, energy_score, garbage_score,  # noqa: F401
                          msp_score, ood_metrics)  # (re-exported: the method's scores)
 from .ood_rounds import hot_conditioning, hot_inversion_step, round_stats, uncertainty, uncertainty_stalled
@@ -172,12 +173,9 @@ def class_weights(counts: torch.Tensor) -> torch.Tensor:
 def select_uncertain(model, images: torch.Tensor, labels: torch.Tensor, n: int, device="cpu"):
     """Keep ``n`` of ``images`` (float, [0, 1]), balanced over ``labels``: within each label the
     ones with the highest ``uncertainty`` under ``model`` (ties broken by position)."""
-    with torch.no_grad():
-        was = model.training
-        model.eval()
+    with torch.no_grad(), inversion_ready(model):
         ue = torch.cat([uncertainty(torch.softmax(model(images[i:i + 1000].to(device)), 1)).cpu()
                         for i in range(0, len(images), 1000)])
-        model.train(was)
     classes = torch.unique(labels)
     per = [n // len(classes) + (1 if i < n % len(classes) else 0) for i in range(len(classes))]
     keep = []
@@ -248,10 +246,11 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
     model = Classifier(train.image_shape, k, ccfg.dropout, mean, std).to(device)
     if backbone is not None:
         start_from_backbone(model, backbone)
+    channels_last_(model)   # before the optimiser (issue 14: the same values, faster steps)
     opt = torch.optim.Adam(model.parameters(), lr=ccfg.lr, weight_decay=ccfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(ccfg.epochs, 1),
                                                        eta_min=cfg.lr_floor * ccfg.lr)
-    gen = Generator(k, train.image_shape, gcfg).to(device)
+    gen = Generator(k, train.image_shape, gcfg).to(device).to(memory_format=torch.channels_last)
     gopt = torch.optim.Adam(gen.parameters(), lr=gcfg.lr, betas=(0.5, 0.999))
     rng = torch.Generator().manual_seed(ccfg.seed + 7)
     gen_rng = torch.Generator().manual_seed(gcfg.seed)
@@ -301,12 +300,13 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
             if cfg.fresh_generator:
                 with torch.random.fork_rng():
                     torch.manual_seed(gcfg.seed + 1000 * (epoch + 1))
-                    gen = Generator(k, train.image_shape, gcfg).to(device)
+                    gen = Generator(k, train.image_shape, gcfg).to(device).to(
+                        memory_format=torch.channels_last)
                 gopt = torch.optim.Adam(gen.parameters(), lr=gcfg.lr, betas=(0.5, 0.999))
                 state["generator"], state["generator_optimizer"] = gen, gopt
             step = hot_inversion_step if cfg.hot_conditioning else inversion_step
             gen.train()
-            with frozen(model):
+            with inversion_ready(model):   # as fit_generator: BatchNorm folded, channels-last
                 accs = [step(gen, gopt, tap, gcfg, gen_rng, device)["batch_accuracy"]
                         for _ in tqdm(range(gcfg.steps), desc=f"inversion epoch {epoch + 1}",
                                       disable=not progress, leave=False)]
@@ -353,8 +353,8 @@ def train_garbage_classifier(cfg: OODConfig, train: ImageData, *, device="cpu",
         if last:
             break
     tap.remove()
-    model.eval()
-    return model, history, examples
+    # as a cached copy loads it (contiguous weights; see train_classifier)
+    return model.to(memory_format=torch.contiguous_format).eval(), history, examples
 
 
 def get_garbage_classifier(cfg: OODConfig, *, device=None, progress=True, retrain=False,

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from .checks import LEGACY_OOD_VARIANT
 from .data import ImageData, load_dataset
 from .errors import DataUnavailableError, ShapeError
+from .frozen import inversion_ready
 from .ood import OOD_DATASETS, OODConfig, check_train_dataset, get_garbage_classifier
 from .ood_scores import Mahalanobis, energy_score, garbage_score, msp_score, ood_metrics
 from .cache import default_device
@@ -62,12 +63,13 @@ def as_ood_set(data: ImageData, shape, n: int | None = None, seed: int = 0) -> t
 
 @torch.no_grad()
 def _logits_feats(model, x: torch.Tensor, device, batch_size: int = 1000):
-    model.eval()
     lg, ft = [], []
-    for i in range(0, len(x), batch_size):
-        a, b = model.forward_features(x[i:i + batch_size].to(device))
-        lg.append(a.cpu())
-        ft.append(b.cpu())
+    with inversion_ready(model):   # evaluation mode, BatchNorm folded, channels-last (issue 14)
+        for i in range(0, len(x), batch_size):
+            a, b = model.forward_features(x[i:i + batch_size].to(device))
+            lg.append(a.cpu())
+            ft.append(b.cpu())
+    model.eval()
     return torch.cat(lg), torch.cat(ft)
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .cache import checkpoint_path, load_checkpoint, save_checkpoint
 from .data import ImageData
+from .frozen import inversion_ready
 
 SMALLNET = "lenet5 (conv5-relu-pool, conv5-relu-pool, fc120-fc84, no BN, no dropout)"
 
@@ -67,10 +68,13 @@ def _train(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, epochs: i
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, device="cpu", batch_size: int = 1000) -> torch.Tensor:
-    """Softmax outputs of ``model`` on ``x`` (on the CPU)."""
+    """Softmax outputs of ``model`` on ``x`` (on the CPU; the model ``inversion_ready``, then left
+    in evaluation mode)."""
+    with inversion_ready(model):
+        out = torch.cat([torch.softmax(model(x[i:i + batch_size].to(device)), 1).cpu()
+                         for i in range(0, len(x), batch_size)])
     model.eval()
-    return torch.cat([torch.softmax(model(x[i:i + batch_size].to(device)), 1).cpu()
-                      for i in range(0, len(x), batch_size)])
+    return out
 
 
 def accuracy(model: nn.Module, data: ImageData, device="cpu") -> float:

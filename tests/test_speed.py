@@ -125,6 +125,49 @@ def test_classifier_runs_channels_last_inside_the_context_and_is_restored():
     assert "forward" not in vars(clf.body[1])
 
 
+def test_nested_contexts_fold_once_and_restore(digits_classifier):
+    """An evaluation inside generator training (``features_of`` within ``fit_generator``) nests
+    ``inversion_ready``: BatchNorm must be folded once, not twice."""
+    from netinv_core.frozen import inversion_ready
+    x = torch.rand(16, *digits_classifier.in_shape)
+    with torch.no_grad():
+        ref = digits_classifier(x)
+        with inversion_ready(digits_classifier):
+            with inversion_ready(digits_classifier):
+                inner = digits_classifier(x)
+            outer = digits_classifier(x)
+        after = digits_classifier(x)
+    assert torch.allclose(inner, ref, atol=1e-4) and torch.allclose(outer, ref, atol=1e-4)
+    assert torch.equal(after, ref)
+
+
+def test_classifier_trains_channels_last_and_is_handed_out_contiguous(digits):
+    """``channels_last_`` for training: the same values, explicit channels-last strides on every
+    convolution weight, state dicts that load either way; ``train_classifier`` returns the
+    contiguous layout a cached copy loads with, and its optimiser state keeps working."""
+    from netinv_core.classifier import Classifier, train_classifier
+    from netinv_core.config import ClassifierConfig
+    from netinv_core.frozen import channels_last_
+    torch.manual_seed(0)
+    a = Classifier((1, 8, 8), 10).eval()
+    b = Classifier((1, 8, 8), 10).eval()
+    b.load_state_dict(a.state_dict())
+    channels_last_(b)
+    w = b.body[0].weight
+    assert w.stride() == (9, 1, 3, 1) and torch.equal(w, a.body[0].weight)
+    assert b.body[4].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not b.body[4].weight.is_contiguous()
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(a(x), b(x), atol=1e-5)
+    a.load_state_dict(b.state_dict())                       # either way round
+    train, _ = digits
+    model, hist = train_classifier(ClassifierConfig(dataset="digits", epochs=2, batch_size=64),
+                                   train, progress=False)
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert hist["train_accuracy"][-1] > hist["train_accuracy"][0]
+
+
 def test_moving_average_milestones():
     acc = [0.0] * 10 + [1.0] * 30
     assert steps_to_accuracy(acc, 0.95, 20) == 29  # 19 of the last 20 steps at 1.0 = 0.95
