@@ -96,7 +96,8 @@ def run_ablation(dataset: str, profile=None, *, spec=None, seeds=(0, 1, 2), n_sa
             _, feats = features_of(clf.model, imgs, device=device)
             cl = summarize_clusters(clusters_per_class(feats, labels.numpy(), seed=seed))
             s95 = steps_to_accuracy(hist["batch_accuracy"])
-            per_step = m["generator_seconds"] / max(cfg.steps, 1)
+            steps = len(hist["batch_accuracy"])    # fewer than cfg.steps after an early stop
+            per_step = m["generator_seconds"] / max(steps, 1)
             rows.append({"setting": label, "factor": factor, "value": value, "seed": seed,
                          "inversion_accuracy": m["inversion_accuracy"], "steps_to_95": s95,
                          "seconds_to_95": None if s95 is None else s95 * per_step,
@@ -105,7 +106,7 @@ def run_ablation(dataset: str, profile=None, *, spec=None, seeds=(0, 1, 2), n_sa
                          "pixel_spread_inverted": m["pixel_spread_inverted"],
                          "pixel_spread_real": m["pixel_spread_real"],
                          "clusters_per_class_mean": cl["clusters_per_class_mean"],
-                         "generator_seconds": m["generator_seconds"], "steps": cfg.steps})
+                         "generator_seconds": m["generator_seconds"], "steps": steps})
             if seed == seeds[0]:
                 grid_labels = torch.arange(n_cls).repeat(grid_per_class)
                 grids[label], _ = generate(gen.model, len(grid_labels), labels=grid_labels, seed=7)

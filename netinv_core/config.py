@@ -282,6 +282,8 @@ class Profile:
     ablation_datasets: tuple[str, ...]
     # per-dataset classifier epochs where a dataset needs another budget than classifier_epochs
     classifier_epochs_per_dataset: tuple[tuple[str, int], ...] = ()
+    # GeneratorConfig speed settings (precision, lr, stop_at_accuracy) of every inversion generator
+    generator_speed: tuple[tuple[str, object], ...] = ()   # (the OOD rounds keep the defaults)
 
     def classifier_config(self, dataset: str, **overrides) -> ClassifierConfig:
         check_dataset(dataset)
@@ -292,7 +294,7 @@ class Profile:
 
     def generator_config(self, seed: int = 0, **overrides) -> GeneratorConfig:
         cfg = GeneratorConfig(steps=self.generator_steps, batch_size=self.generator_batch,
-                              width=self.generator_width, seed=seed)
+                              width=self.generator_width, seed=seed, **dict(self.generator_speed))
         return replace(cfg, **overrides) if overrides else cfg
 
 

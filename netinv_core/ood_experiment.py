@@ -24,7 +24,7 @@ from .frozen import inversion_ready
 from .ood import OOD_DATASETS, OODConfig, check_train_dataset, get_garbage_classifier
 from .ood_scores import Mahalanobis, energy_score, garbage_score, msp_score, ood_metrics
 from .cache import default_device
-from .config import classifier_config, get_profile
+from .config import GeneratorConfig, classifier_config, get_profile
 from .pipeline import get_classifier
 from .results import format_pm, mean_std
 
@@ -153,12 +153,15 @@ def capped_config(train_name: str, profile=None, seed: int = 0) -> OODConfig:
     """The first table's configuration (attempt ``capped``; the base every variant changes): the
     profile's classifier (epochs, seed) and generator (width, batch) with the profile's ``ood``
     settings for the per-epoch inversion, and ``OODConfig``'s own defaults (garbage set capped at
-    twice the mean class size, one warm-started generator, cosine LR to 0)."""
+    twice the mean class size, one warm-started generator, cosine LR to 0). Each round trains its
+    fixed number of steps in fp32 at lr 1e-3, whatever the profile's ``generator_speed`` (which
+    is for the inversion figures): the recorded Section 5.2 models keep their keys."""
     prof = get_profile(profile)
     check_train_dataset(train_name)
     st = prof.ood
     ccfg = classifier_config(train_name, prof, seed=seed)
-    gcfg = replace(prof.generator_config(seed=seed), steps=st.gen_steps_per_epoch)
+    gcfg = replace(prof.generator_config(seed=seed), steps=st.gen_steps_per_epoch,
+                   **{k: getattr(GeneratorConfig, k) for k, _ in prof.generator_speed})
     return OODConfig(classifier=ccfg, generator=gcfg, inverted_per_epoch=st.inverted_per_epoch)
 
 

@@ -81,7 +81,7 @@ def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, pro
         metrics["generator_seconds"] = history["seconds"]
         metrics["torch_threads"] = torch.get_num_threads()
         metrics["device"] = torch.cuda.get_device_name(0) if str(device).startswith("cuda") else "cpu"
-        metrics["steps"] = cfg.steps
+        metrics["steps"] = len(history["step"])   # fewer than cfg.steps after an early stop
         return gen, history, metrics, {}
 
     conf = {"classifier": to_dict(ccfg), "generator": to_dict(cfg), "eval_samples": eval_samples}

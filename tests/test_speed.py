@@ -286,3 +286,18 @@ def test_gradient_norm_term_sees_the_same_network_in_the_reconstruction_context(
         assert torch.allclose(gn(x, y), ref, rtol=1e-4)
     with inversion_ready(clf):                         # what fold=False prevents
         assert not torch.allclose(gn(x, y), ref, rtol=1e-2)
+
+
+def test_profile_speed_settings_reach_the_inversion_generators_not_the_ood_rounds():
+    from dataclasses import replace
+    from netinv_core.config import PROFILES, to_dict
+    from netinv_core.ood_experiment import ood_config
+    quick = PROFILES["quick"]
+    fast = replace(quick, generator_speed=(("precision", "bf16"), ("lr", 2e-3),
+                                           ("stop_at_accuracy", 0.97)))
+    g = fast.generator_config(seed=2)
+    assert (g.precision, g.lr, g.stop_at_accuracy, g.seed) == ("bf16", 2e-3, 0.97, 2)
+    assert to_dict(quick.generator_config(seed=2)) == to_dict(
+        replace(g, precision="fp32", lr=1e-3, stop_at_accuracy=None))
+    # the Section 5.2 rounds keep their fixed-step fp32 training, and so their cache keys
+    assert to_dict(ood_config("mnist", fast, 1)) == to_dict(ood_config("mnist", quick, 1))
