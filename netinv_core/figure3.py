@@ -51,11 +51,13 @@ def figure3_dataset(dataset: str, profile=None, *, n_samples: int = 2000, embed_
     ``fair_per_generator`` samples) with ``classes_above_null``; the row holds the mean over seeds
     (``*_std`` beside it) and ``per_seed``."""
     prof = get_profile(profile)
+    # the data first: a dataset without files (SVHN offline) is a DataUnavailableError the
+    # notebook skips, not a CheckpointError for the classifier Figure 2 could not train
+    test, train = load_dataset(dataset, "test"), load_dataset(dataset, "train")
     clf, (gen,) = profile_generators(dataset, prof, seeds=[0], device=device, progress=progress,
                                      train_missing=train_missing)
     model = clf.model
     images, labels, pred, feats = _inverted(clf, gen, n_samples, seed, device)
-    test, train = load_dataset(dataset, "test"), load_dataset(dataset, "train")
     real_x, real_y = _real_sample(test, max(n_samples // len(test.classes), 1), seed)
     _, real_feats = features_of(model, real_x, device=device)
     _, train_feats = features_of(model, train.images(), device=device)

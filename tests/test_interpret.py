@@ -93,3 +93,20 @@ def test_sae_seeds_without_touching_the_callers_random_state():
 def test_missing_checkpoint_names_the_notebook_that_makes_it():
     with pytest.raises(CheckpointError, match="fig2_inversion.ipynb"):
         get_classifier(classifier_config("digits", "smoke", seed=123), train_missing=False)
+
+
+def test_figure3_skips_a_dataset_without_files_before_asking_for_its_classifier(monkeypatch):
+    """SVHN offline: Figure 2 skips it, so Figure 3 must raise the DataUnavailableError its
+    notebook skips, not a CheckpointError for the classifier Figure 2 could not train."""
+    import netinv_core.figure3 as f3
+    from netinv_core.errors import CheckpointError, DataUnavailableError
+
+    def no_files(name, split="train", **kw):
+        raise DataUnavailableError(f"{name} is not under the data root")
+
+    def no_classifier(*a, **kw):
+        raise CheckpointError("no cached svhn classifier")
+    monkeypatch.setattr(f3, "load_dataset", no_files)
+    monkeypatch.setattr(f3, "profile_generators", no_classifier)
+    with pytest.raises(DataUnavailableError):
+        f3.figure3_dataset("svhn", "quick")
