@@ -119,6 +119,8 @@ def bench_inversion(dataset: str, profile: str, seed: int = 0, cached: bool = Fa
     over = {k: v for k, v in dict(conditioning=conditioning, precision=precision,
                                    stop_at_accuracy=stop_at, lr=lr,
                                    lr_warmup_steps=warmup).items() if v is not None}
+    if stop_at == 0:          # the whole budget, whatever the profile's early stop
+        over["stop_at_accuracy"] = None
     cfg = replace(cfg, **over)
     gen = get_generator(clf, cfg, device=device, progress=False, retrain=not cached,
                         checkpoint_every=prof.checkpoint_every, eval_samples=prof.eval_samples)
@@ -267,8 +269,10 @@ def main(argv=None) -> int:
     inv.add_argument("--precision", choices=PRECISIONS, default=None,
                      help="bf16: forward passes under bf16 autocast (default: the profile's)")
     inv.add_argument("--stop-at", type=float, default=None,
-                     help="stop training once the 20-step mean batch accuracy reaches this")
-    inv.add_argument("--lr", type=float, default=None, help="generator learning rate")
+                     help="stop training once the 20-step mean batch accuracy reaches this "
+                     "(default: the profile's; 0: train the whole budget)")
+    inv.add_argument("--lr", type=float, default=None,
+                     help="generator learning rate (default: the profile's)")
     inv.add_argument("--warmup", type=int, default=None,
                      help="linear learning-rate warm-up over this many steps (opt-in; default none)")
     inv.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")

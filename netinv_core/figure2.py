@@ -36,9 +36,13 @@ def figure2_dataset(dataset: str, profile=None, *, n_generators=None, conditioni
                        "train_seconds": clf.metrics.get("train_seconds"),
                        "epochs": clf.config.epochs, "checkpoint": Path(clf.path).name},
         "generators": [{"seed": g.config.seed, "conditioning": g.config.conditioning,
-                        "weights": vars(g.config.weights), "steps": g.config.steps,
-                        "batch_size": g.config.batch_size, "dropout": g.config.dropout,
-                        **g.metrics} for g in gens],
+                        "weights": vars(g.config.weights), "batch_size": g.config.batch_size,
+                        "dropout": g.config.dropout, "precision": g.config.precision,
+                        "lr": g.config.lr, "stop_at_accuracy": g.config.stop_at_accuracy,
+                        **g.metrics, "steps_budget": g.config.steps,
+                        # the steps trained (fewer than the budget after an early stop)
+                        "steps": len((g.history or {}).get("step", [])) or g.config.steps}
+                       for g in gens],
     }
     return {"columns": columns, "column_titles": titles, "classes": CLASS_NAMES[dataset],
             "record": record}

@@ -301,3 +301,20 @@ def test_profile_speed_settings_reach_the_inversion_generators_not_the_ood_round
         replace(g, precision="fp32", lr=1e-3, stop_at_accuracy=None))
     # the Section 5.2 rounds keep their fixed-step fp32 training, and so their cache keys
     assert to_dict(ood_config("mnist", fast, 1)) == to_dict(ood_config("mnist", quick, 1))
+
+
+def test_cost_plan_counts_the_expected_steps_of_an_early_stop(monkeypatch):
+    from dataclasses import replace
+    from netinv_core import cost
+    from netinv_core.config import PROFILES
+    fast = replace(PROFILES["smoke"], generator_speed=(("stop_at_accuracy", 0.97),))
+    monkeypatch.setitem(PROFILES, "smoke_stop", replace(fast, name="smoke_stop"))
+    monkeypatch.setattr(cost, "STOP_SHARE", {("digits", "default"): 0.5, ("digits", "ablation"): 0.8})
+
+    def steps(profile, nb, unit="inversion_step/1x8x8"):
+        return sum(c for _, u, c in cost.plan(profile)[nb][0] if u == unit)
+    full = PROFILES["smoke"].generator_steps
+    assert steps("smoke_stop", "fig2_inversion") * 2 == steps("smoke", "fig2_inversion")
+    assert steps("smoke_stop", "ablation") == round(0.8 * full) * steps("smoke", "ablation") // full
+    monkeypatch.setattr(cost, "STOP_SHARE", {})         # nothing measured: the whole budget
+    assert steps("smoke_stop", "ablation") == steps("smoke", "ablation")
