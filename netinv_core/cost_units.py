@@ -45,6 +45,20 @@ def _time(fn, repeats: int = 3, device="cpu", name=None, min_seconds: float = 1.
     return statistics.median(ts)
 
 
+def classifier_step(clf, opt, x, y):
+    """``step()``: one optimiser step of ``clf`` on the cross-entropy of ``(x, y)`` (the step of
+    ``classifier.train_epoch``), for timing."""
+    import torch.nn.functional as F
+
+    def step():
+        loss = F.cross_entropy(clf(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()
+    return step
+
+
 def _flops(fn) -> float:
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as fc:
@@ -54,7 +68,6 @@ def _flops(fn) -> float:
 
 def training_units(profile, device="cpu", repeats: int = 3) -> dict:
     """Seconds and GFLOP per optimiser step of each training kind, per image shape."""
-    import torch.nn.functional as F
 
     from .classifier import Classifier
     from .figure5 import recon_config
@@ -72,13 +85,7 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
         opt = torch.optim.Adam(clf.parameters())
         x = torch.rand(128, *shape, device=device)
         y = torch.randint(0, 10, (128,), device=device)
-
-        def clf_step():
-            loss = F.cross_entropy(clf(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss.item()
+        clf_step = classifier_step(clf, opt, x, y)
         clf.train()
         units[f"classifier_step/{key}"] = (_time(clf_step, repeats, device, f"classifier_step/{key}"),
                                            _flops(clf_step))

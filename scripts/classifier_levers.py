@@ -25,10 +25,10 @@ import statistics
 import sys
 
 import torch
-import torch.nn.functional as F
 
 from netinv_core.classifier import Classifier
 from netinv_core.config import get_profile
+from netinv_core.cost_units import classifier_step
 from netinv_core.figure5 import recon_config
 from netinv_core.frozen import channels_last_, frozen, inversion_ready
 from netinv_core.generator import Generator
@@ -54,16 +54,8 @@ def train_arm(shape, layout):
     if layout:
         channels_last_(clf)
     opt = torch.optim.Adam(clf.parameters(), lr=1e-3)
-    x, y = torch.rand(128, *shape), torch.randint(0, 10, (128,))
-
-    def step():
-        loss = F.cross_entropy(clf(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss.item()
     clf.train()
-    return step
+    return classifier_step(clf, opt, torch.rand(128, *shape), torch.randint(0, 10, (128,)))
 
 
 def eval_arm(clf, x, fast):
@@ -73,14 +65,18 @@ def eval_arm(clf, x, fast):
     return step
 
 
+def with_adam(gen, fast, lr):
+    """``(gen, its Adam, a seeded sampling generator)``, ``gen`` channels-last when ``fast``."""
+    gen = gen.to(memory_format=torch.channels_last) if fast else gen
+    return gen, torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.999)), \
+        torch.Generator().manual_seed(0)
+
+
 def ood_arm(clf, shape, fast):
     cfg = prof.generator_config(seed=0)
     torch.manual_seed(0)
-    gen = Generator(11, shape, cfg)
-    if fast:
-        gen = gen.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    rng, tap = torch.Generator().manual_seed(0), FeatureTap(clf)
+    gen, opt, rng = with_adam(Generator(11, shape, cfg), fast, cfg.lr)
+    tap = FeatureTap(clf)
 
     def step():
         with inversion_ready(clf) if fast else frozen(clf):
@@ -91,11 +87,8 @@ def ood_arm(clf, shape, fast):
 def recon_arm(clf, shape, fast):
     rcfg = recon_config("quick", 0)
     torch.manual_seed(0)
-    gen = recon_generator(10, shape, rcfg)
-    if fast:
-        gen = gen.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(gen.parameters(), lr=rcfg.lr, betas=(0.5, 0.999))
-    rng, tap = torch.Generator().manual_seed(0), FeatureTap(clf)
+    gen, opt, rng = with_adam(recon_generator(10, shape, rcfg), fast, rcfg.lr)
+    tap = FeatureTap(clf)
     gn = PerSampleGradNorm(clf) if rcfg.weights.eta3 > 0 else None
 
     def step():
