@@ -68,7 +68,6 @@ def _flops(fn) -> float:
 
 def training_units(profile, device="cpu", repeats: int = 3) -> dict:
     """Seconds and GFLOP per optimiser step of each training kind, per image shape."""
-
     from .classifier import Classifier
     from .figure5 import recon_config
     from .generator import Generator, generate
