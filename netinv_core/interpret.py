@@ -58,9 +58,11 @@ _ONE_THREAD = {"depth": 0}
 
 def features_of(classifier, images: torch.Tensor, *, feature_layer=None, device="cpu"):
     """``(predicted labels, features)`` as numpy arrays (the classifier ``inversion_ready``)."""
-    with inversion_ready(classifier):
-        tap = FeatureTap(classifier, feature_layer)
-        logits, feats = tap_batches(tap, images, device)
+    tap = FeatureTap(classifier, feature_layer)   # before the fold: a hooked layer is not folded
+    try:
+        with inversion_ready(classifier):
+            logits, feats = tap_batches(tap, images, device)
+    finally:
         tap.remove()
     return logits.argmax(1).numpy(), feats.numpy()
 

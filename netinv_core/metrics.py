@@ -85,10 +85,12 @@ def inversion_report(classifier, generator: Generator, test: ImageData, *, n: in
         torch.randperm(int((test.y == c).sum()), generator=g)[:real_per_class]]
         for c in torch.unique(test.y)])
     real_x, real_y = test.images(real_idx), test.y[real_idx]
-    with inversion_ready(classifier):
-        tap = FeatureTap(classifier, feature_layer)
-        logits, feats = tap_batches(tap, images, device)
-        _, real_feats = tap_batches(tap, real_x, device)
+    tap = FeatureTap(classifier, feature_layer)   # before the fold: a hooked layer is not folded
+    try:
+        with inversion_ready(classifier):
+            logits, feats = tap_batches(tap, images, device)
+            _, real_feats = tap_batches(tap, real_x, device)
+    finally:
         tap.remove()
     pred = logits.argmax(1)
     per_class = [(pred[labels == c] == c).float().mean().item() for c in range(generator.num_classes)]

@@ -318,3 +318,17 @@ def test_cost_plan_counts_the_expected_steps_of_an_early_stop(monkeypatch):
     assert steps("smoke_stop", "ablation") == round(0.8 * full) * steps("smoke", "ablation") // full
     monkeypatch.setattr(cost, "STOP_SHARE", {})         # nothing measured: the whole budget
     assert steps("smoke_stop", "ablation") == steps("smoke", "ablation")
+
+
+def test_features_of_a_convolution_are_its_own_not_the_folded_batchnorm(digits_classifier):
+    """``features_of`` folds BatchNorm for speed; a tapped convolution must still give its own
+    output, not conv + BatchNorm (the tap is placed before the fold, which skips hooked layers)."""
+    from netinv_core.interpret import features_of
+    x = torch.rand(8, *digits_classifier.in_shape)
+    seen = {}
+    hook = digits_classifier.body[0].register_forward_hook(lambda m, i, o: seen.update(ref=o))
+    with torch.no_grad():
+        digits_classifier.eval()(x)
+    hook.remove()
+    _, feats = features_of(digits_classifier, x, feature_layer="body.0")
+    assert torch.allclose(torch.from_numpy(feats), seen["ref"].flatten(1), atol=1e-4)
