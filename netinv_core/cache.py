@@ -292,7 +292,8 @@ def load_or_train(kind: str, key: Mapping[str, Any], name: str, config, *,
                   build: Callable[[dict], torch.nn.Module],
                   train: Callable[[Path], tuple[torch.nn.Module, dict, dict, dict]],
                   what: str, hint: str, device=None, retrain: bool = False, train_missing: bool = True,
-                  extras: tuple[str, ...] = ()) -> Trained:
+                  extras: tuple[str, ...] = (),
+                  stale: Callable[[dict], bool] | None = None) -> Trained:
     """The model of ``kind`` for checkpoint key ``key``: from the cache, or trained and cached.
 
     A cached checkpoint (``checkpoint_path(kind, key, name)``) is loaded into ``build(state)``;
@@ -301,13 +302,17 @@ def load_or_train(kind: str, key: Mapping[str, Any], name: str, config, *,
     the partial one removed. With ``train_missing=False`` a missing checkpoint raises
     ``CheckpointError`` naming ``what`` is missing and, from ``hint``, how to make it. The model is on ``device``
     (``default_device()`` when None) in eval mode; ``extras`` names the checkpoint entries
-    returned in ``Trained.extras``.
+    returned in ``Trained.extras``. A cached checkpoint for which ``stale(state)`` is true was made
+    by an older rule for the same key; it is trained again (and replaced).
     """
     from .device import resolve_device
     device = str(resolve_device(device))  # a wrong device fails here, before any training
     path = checkpoint_path(kind, key, name)
-    if path.exists() and not retrain:
-        state = load_checkpoint(path, kind=kind, config=key)
+    state = load_checkpoint(path, kind=kind, config=key) if path.exists() and not retrain else None
+    if state is not None and stale is not None and stale(state):
+        print(f"retraining the cached {what}: made by an older rule ({path.name})")
+        state = None
+    if state is not None:
         model = build(state)
         model.load_state_dict(state["model"])
         return Trained(model.to(device).eval(), config, state["metrics"], str(path),

@@ -17,7 +17,7 @@ from .config import (ClassifierConfig, GeneratorConfig, classifier_config,  # no
 from .data import IMAGE_SHAPES, balanced_subset, load_dataset
 from .device import resolve_device
 from .generator import Generator
-from .inversion import train_generator
+from .inversion import stop_min_steps, train_generator
 from .metrics import inversion_report
 
 
@@ -90,8 +90,18 @@ def get_generator(classifier: Trained, cfg: GeneratorConfig, *, device=None, pro
     return load_or_train(
         "generator", conf, ccfg.dataset, cfg, device=device, retrain=retrain,
         train_missing=train_missing, build=lambda st: Generator(num_classes, shape, cfg),
-        train=train, what=f"{ccfg.dataset} generator (seed {cfg.seed})",
+        train=train, what=f"{ccfg.dataset} generator (seed {cfg.seed})", stale=stopped_too_soon(cfg),
         hint=MISSING_HINT.format(dataset=ccfg.dataset))
+
+
+def stopped_too_soon(cfg: GeneratorConfig):
+    """``stale`` test of a cached generator: one that stopped early before ``stop_min_steps``
+    (trained before that rule) is trained again; every other cached generator is what the rule
+    gives, since it only delays a stop."""
+    if cfg.stop_at_accuracy is None:
+        return None
+    least = min(cfg.steps, stop_min_steps(cfg.steps))
+    return lambda state: state["metrics"].get("steps", cfg.steps) < least
 
 
 def profile_generators(dataset: str, profile=None, *, conditioning=None, weights=None,

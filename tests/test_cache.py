@@ -97,3 +97,26 @@ def test_a_fresh_model_samples_like_its_cached_copy(tmp_path, monkeypatch):
     a, _ = generate(fresh.model, 100, seed=3, keep_dropout=fresh.config.dropout_at_generation)
     b, _ = generate(cached.model, 100, seed=3, keep_dropout=cached.config.dropout_at_generation)
     assert torch.equal(a, b)
+
+
+def test_a_generator_cached_before_the_early_stop_minimum_is_trained_again(tmp_path, monkeypatch,
+                                                                          capsys):
+    """An early stop waits ``stop_min_steps``; a cached generator that stopped sooner (made by the
+    older rule, same key) is retrained, and one that stopped later still loads."""
+    import netinv_core.pipeline as pipeline
+
+    monkeypatch.setenv("NETINV_CACHE", str(tmp_path / "cache"))
+
+    def run():
+        _, (gen,) = pipeline.profile_generators("digits", "smoke", seeds=[0], progress=False,
+                                                device="cpu", stop_at_accuracy=0.01)
+        return gen
+
+    first = run()
+    assert first.metrics["steps"] == 20            # the smoke budget is 30: the minimum is 20
+    run()
+    assert "older rule" not in capsys.readouterr().out
+    monkeypatch.setattr(pipeline, "stop_min_steps", lambda steps: 25)
+    again = run()
+    assert "older rule" in capsys.readouterr().out
+    assert again.metrics["steps"] == 20            # trained by the real rule again

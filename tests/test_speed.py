@@ -332,3 +332,11 @@ def test_features_of_a_convolution_are_its_own_not_the_folded_batchnorm(digits_c
     hook.remove()
     _, feats = features_of(digits_classifier, x, feature_layer="body.0")
     assert torch.allclose(torch.from_numpy(feats), seen["ref"].flatten(1), atol=1e-4)
+
+
+def test_early_stop_waits_a_tenth_of_the_budget(digits_classifier):
+    from netinv_core.inversion import stop_min_steps
+    assert [stop_min_steps(s) for s in (30, 500, 5000)] == [20, 50, 500]
+    _, hist = train_generator(digits_classifier, small_cfg(steps=300, stop_at_accuracy=0.01),
+                              SHAPE, progress=False)
+    assert len(hist["loss"]) == 30
