@@ -165,14 +165,18 @@ class Stopped(Exception):
 def invert_once(classifier, test: ImageData, *, weights: LossWeights, conditioning="vector_matrix",
                 dropout: float = 0.5, steps: int, batch_size: int = 128, width: int = 64,
                 seed: int = 0, eval_samples: int = 1000, per_class: int = 6, device=None,
-                feature_layer=None, progress=False, callback=None, index: int = 1) -> Run:
+                feature_layer=None, progress=False, callback=None, index: int = 1,
+                speed: dict | None = None) -> Run:
     """Train one generator for ``steps`` steps against ``classifier`` and evaluate it on
     ``eval_samples`` fresh samples; returns a ``Run`` whose figure shows ``per_class`` samples per
-    class. ``callback(record, generator)`` runs after every step (it may raise to stop)."""
+    class. ``callback(record, generator)`` runs after every step (it may raise to stop).
+    ``speed`` holds ``GeneratorConfig`` speed settings (``Profile.generator_speed``: precision,
+    lr, stop_at_accuracy); an early stop ends training before ``steps``."""
     device = resolve_device(device)
     weights = weights if isinstance(weights, LossWeights) else LossWeights(**weights)
     cfg = GeneratorConfig(conditioning=conditioning, dropout=dropout, weights=weights,
-                          steps=steps, batch_size=batch_size, width=width, seed=seed)
+                          steps=steps, batch_size=batch_size, width=width, seed=seed,
+                          **(speed or {}))
     holder = {}
 
     def on_step(rec):
@@ -193,11 +197,12 @@ def invert_once(classifier, test: ImageData, *, weights: LossWeights, conditioni
     w = weights
     fig = grid_figure(imgs, labels, test.classes, per_class, title=(
         f"#{index} KL {w.alpha:g}, CE {w.beta:g}, cosine {w.gamma:g}, orth. {w.delta:g}\n"
-        f"{conditioning}, dropout {dropout:g}, seed {seed}\n{steps} steps x {batch_size}: "
+        f"{conditioning}, dropout {dropout:g}, seed {seed}\n{len(history['step'])} steps x {batch_size}: "
         f"inversion accuracy {metrics['inversion_accuracy']:.1%}"))
     settings = {"weights": {k: getattr(w, k) for k in LOSS_TERMS}, "conditioning": conditioning,
                 "dropout": dropout, "steps": steps, "batch_size": batch_size, "width": width,
-                "seed": seed, "eval_samples": eval_samples}
+                "seed": seed, "eval_samples": eval_samples, "steps_trained": len(history["step"]),
+                **(speed or {})}
     return Run(index, settings, metrics, history, gen, fig, figure_png(fig),
                time.perf_counter() - t0)
 
@@ -217,6 +222,7 @@ class Explorer(ExplorerView):
     error: BaseException | None = None
     widget: object = None
     save_dir: str = "explore_figures"
+    speed: dict = field(default_factory=dict)   # the profile's generator_speed
     _thread = None  # the running training, if any (not a dataclass field)
 
     def __post_init__(self):
@@ -274,7 +280,7 @@ class Explorer(ExplorerView):
                               steps=settings["steps"], batch_size=settings["batch_size"],
                               width=settings["width"], seed=settings["seed"], device=self.device,
                               feature_layer=self.feature_layer, callback=self._on_step,
-                              index=index)
+                              index=index, speed=self.speed)
         except Stopped:
             self._set_status(f"stopped #{index}; the previous grid is kept", "#a60")
         except KeyboardInterrupt:
@@ -367,7 +373,8 @@ def explorer(classifier, test: ImageData, *, profile=None, device=None, feature_
     Returns the ``Explorer`` (``.figure``, ``.metrics``, ``.generator``, ``.runs``)."""
     model = getattr(classifier, "model", classifier)
     values = profile_settings(profile, **settings)
-    ex = Explorer(model, test, resolve_device(device), feature_layer)
+    ex = Explorer(model, test, resolve_device(device), feature_layer,
+                  speed=dict(get_profile(profile).generator_speed))
     ex.build(values)
     if display:
         from IPython.display import display as show

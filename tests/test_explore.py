@@ -114,3 +114,17 @@ def test_a_kernel_interrupt_during_the_first_run_ends_cleanly(digits_classifier,
     ex = explorer(digits_classifier, digits[1], profile="smoke", display=False, **TINY)
     assert ex.runs == [] and ex.error is None and "interrupted #1" in ex.status.value
     assert not ex.retrain_button.disabled and ex.stop_button.disabled
+
+
+def test_the_explorer_trains_with_the_profile_speed_settings(digits_classifier, digits):
+    from dataclasses import replace
+
+    from netinv_core.config import get_profile
+    fast = replace(get_profile("smoke"), generator_speed=(("lr", 2e-3), ("stop_at_accuracy", 0.01)))
+    ex = explorer(digits_classifier, digits[1], profile=fast, display=False, steps=25,
+                  batch_size=8, width=8)
+    assert ex.speed == {"lr": 2e-3, "stop_at_accuracy": 0.01}
+    s = ex.last.settings
+    assert s["steps_trained"] == 20 and s["lr"] == 2e-3   # stopped at the 20-step minimum
+    plain = explorer(digits_classifier, digits[1], profile="smoke", display=False, run=False)
+    assert plain.speed == {}
