@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -93,6 +94,33 @@ def merge_datasets(record: dict, path: str | Path) -> dict:
         return record
     return {**record, "datasets": {**kept, **record["datasets"]},
             "kept_from_previous": sorted(kept)}
+
+
+def keep_previous(record: dict, path: str | Path, entries) -> dict:
+    """``record`` plus the ``entries`` (paths like ``"attempts"`` or ``"datasets/mnist/student"``)
+    that it lacks and the JSON at ``path`` holds, when that file was made with the same
+    ``profile``; the kept paths are added to ``record["kept_from_previous"]``. For results a
+    notebook records but does not make itself (Figure 5's attempts and search, the ablation's
+    student probe, both from command-line runs): rerunning the notebook must not drop them."""
+    path = Path(path)
+    try:
+        old = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        return record
+    if old.get("profile") != record.get("profile"):
+        return record
+    record = copy.deepcopy(record)       # the caller's record stays as it was
+    kept = list(record.get("kept_from_previous", []))
+    for entry in entries:
+        keys = entry.split("/")
+        src, dst = old, record
+        for k in keys[:-1]:
+            src = src.get(k) if isinstance(src, dict) else None
+            dst = dst.get(k) if isinstance(dst, dict) else None
+        if isinstance(src, dict) and isinstance(dst, dict) and keys[-1] in src and keys[-1] not in dst:
+            dst[keys[-1]] = src[keys[-1]]
+            kept.append(entry)
+    return {**record, "kept_from_previous": kept} if kept else record
 
 
 def mean_std(values, *, std_of_one: float | None = 0.0) -> dict:

@@ -83,3 +83,23 @@ def test_saved_figures_are_byte_identical_when_redrawn(tmp_path):
     first = draw("a")
     time.sleep(1.1)            # PDF dates have one-second resolution
     assert draw("b") == first
+
+
+def test_a_notebook_rerun_keeps_what_command_line_runs_added(tmp_path):
+    """The ablation notebook does not make the student probe, nor Figure 5's notebook its
+    attempts: rerunning them must not drop those recorded results (same profile only)."""
+    from netinv_core.results import keep_previous
+    path = tmp_path / "ablation.json"
+    save_json({"profile": "quick", "attempts": [1], "datasets": {
+        "mnist": {"summary": "old", "student": {"acc": 0.3}}, "svhn": {"student": 1}}}, path)
+    new = {"profile": "quick", "datasets": {"mnist": {"summary": "new"}}}
+    kept = keep_previous(new, path, ["attempts", "search", "datasets/mnist/student",
+                                     "datasets/svhn/student"])
+    assert kept["datasets"]["mnist"] == {"summary": "new", "student": {"acc": 0.3}}
+    assert kept["attempts"] == [1] and "search" not in kept and "svhn" not in kept["datasets"]
+    assert kept["kept_from_previous"] == ["attempts", "datasets/mnist/student"]
+    assert keep_previous({"profile": "quick", "attempts": [2]}, path, ["attempts"])["attempts"] == [2]
+    other = {"profile": "paper", "datasets": {"mnist": {}}}
+    assert keep_previous(other, path, ["datasets/mnist/student"]) == other
+    assert keep_previous(new, tmp_path / "missing.json", ["attempts"]) == new
+    assert "student" not in new["datasets"]["mnist"]          # the input is not changed
