@@ -81,7 +81,8 @@ Rules (the thresholds are constants of ``claims_common``, re-exported here; the 
   gamma has more classes above the Gaussian null than the smaller one and at least 8 of 10 above
   it; else refuted (one generator per gamma, so the seed rule makes it inconclusive).
 - Cosine weight and inter-/intra-class diversity in pixels: from the smallest to the largest gamma,
-  the within-class and the between-class mean pixel distance both rise: supported; one: partly.
+  the within-class and the between-class mean pixel distance both rise by d >= 2 seed SDs:
+  supported; both by d < 1: refuted; else partly (per dataset, then combined).
 """
 from __future__ import annotations
 

@@ -446,3 +446,30 @@ def test_ood_cell_shows_knn_and_vim_only_for_the_tables_own_models(tmp_path):
     _edit(path, other)
     ev = {r["id"]: r for r in C.build(figs)["claims"]}["ood_mnist_to_fashionmnist"]["evidence"]
     assert "KNN AUROC" not in ev
+
+
+def test_pixel_diversity_rises_count_only_beyond_the_seed_spread(tmp_path):
+    """cosine_inter_intra: a distance grows with gamma only when it rises by >= 2 seed SDs; a rise
+    inside the spread (the 0.009 that flipped the verdict once) does not count."""
+    figs = _figs_copy(tmp_path)
+    path = figs / "fig2_inversion.json"
+
+    def set_rows(d, ds, within, between):
+        rows = d["datasets"][ds]["pixel_diversity"]["gamma"]
+        for i, row in enumerate((rows[0], rows[-1])):      # lowest and highest gamma
+            for k, vals in (("within", within[i]), ("between", between[i])):
+                row[f"{k}_mean"] = sum(vals) / len(vals)
+                for seed, v in zip(row["per_seed"], vals):
+                    seed[k] = v
+
+    noisy = ([0.15, 0.17, 0.19], [0.15, 0.18, 0.20])     # rises by 0.007, SD 0.02: no change
+    clear = ([0.10, 0.11, 0.12], [0.15, 0.16, 0.17])     # rises by 0.05, SD 0.01: grows
+    for ds in ("mnist", "fashionmnist"):
+        _edit(path, lambda d, ds=ds: set_rows(d, ds, noisy, noisy))
+    row = {r["id"]: r for r in C.build(figs)["claims"]}["cosine_inter_intra"]
+    assert row["verdict"] == "refuted" and "d = 0.3 SD" in row["evidence"]
+    _edit(path, lambda d: set_rows(d, "mnist", clear, noisy))
+    assert {r["id"]: r for r in C.build(figs)["claims"]}["cosine_inter_intra"]["verdict"] == "partly"
+    for ds in ("mnist", "fashionmnist"):
+        _edit(path, lambda d, ds=ds: set_rows(d, ds, clear, clear))
+    assert {r["id"]: r for r in C.build(figs)["claims"]}["cosine_inter_intra"]["verdict"] == "supported"
