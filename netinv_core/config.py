@@ -339,7 +339,9 @@ PROFILES: dict[str, Profile] = {
                             grad_samples=16,            # paper profile: 32
                             n_per_class=50,             # paper profile: 200
                             datasets=("mnist", "fashionmnist")),
-        ablation_datasets=("mnist", "fashionmnist")),
+        ablation_datasets=("mnist", "fashionmnist"),
+        # issue 14: bf16 autocast, lr 2e-3, early stop at 0.97 (fp32, 1e-3, 500 steps before 2026-12-01)
+        generator_speed=(("precision", "bf16"), ("lr", 2e-3), ("stop_at_accuracy", 0.97))),
     "smoke": Profile(
         name="smoke", datasets=("digits",),
         classifier_epochs=2,          # paper profile: 20

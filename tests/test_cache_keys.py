@@ -9,6 +9,9 @@ stay reachable with ``dropout_last=None`` (the attempt ``last_dropout``, ``LEGAC
 Deliberate change, 2026-12-01 (issue 12): the Section 5.2 default became the attempt
 ``diverse_garbage``, so the ``ood`` names moved to that attempt's (its cached models are the
 table's); the first table's names stay reachable with ``capped_config`` (``LEGACY_OOD``).
+Deliberate change, 2026-12-01 (issue 14): the quick profile trains its inversion generators with
+bf16, lr 2e-3 and an early stop at 0.97 (``Profile.generator_speed``), so the quick ``generator``
+names moved; fp32, lr 1e-3 and no stop give the old ones (``LEGACY_QUICK_GENERATOR``).
 """
 import json
 from pathlib import Path
@@ -43,10 +46,10 @@ EXPECTED = {
     'quick/classifier/fashionmnist': 'classifier-fashionmnist-05a3d31c31a32f38.pt',
     'quick/classifier/mnist': 'classifier-mnist-435e1bb5dc748aab.pt',
     'quick/classifier/svhn': 'classifier-svhn-4ff6ca9eb01936d1.pt',
-    'quick/generator/cifar10': 'generator-cifar10-787fbd1dad1e3ac3.pt',
-    'quick/generator/fashionmnist': 'generator-fashionmnist-5aeea82d9d8b2a5a.pt',
-    'quick/generator/mnist': 'generator-mnist-e18241e791b67644.pt',
-    'quick/generator/svhn': 'generator-svhn-34f43be0fc525b41.pt',
+    'quick/generator/cifar10': 'generator-cifar10-134a06a7362fadff.pt',
+    'quick/generator/fashionmnist': 'generator-fashionmnist-c318d15df5eb733e.pt',
+    'quick/generator/mnist': 'generator-mnist-391b4014100ac78b.pt',
+    'quick/generator/svhn': 'generator-svhn-eb62200cc6c14e51.pt',
     'quick/ood/cifar10': 'ood-cifar10-0464cf43d8f3ab72.pt',
     'quick/ood/fashionmnist': 'ood-fashionmnist-49e55d4b7a23c744.pt',
     'quick/ood/mnist': 'ood-mnist-4a73504ed98c5521.pt',
@@ -76,15 +79,22 @@ LEGACY_OOD = {'paper/ood/cifar10': 'ood-cifar10-6049e11fd39d160b.pt',
               'quick/ood/svhn': 'ood-svhn-270ac38fb5e91ddf.pt',
               'smoke/ood/digits': 'ood-digits-1268877d1cca8b6a.pt'}
 
+# the quick generator names before 2026-12-01: fp32, lr 1e-3, the whole budget
+LEGACY_QUICK_GENERATOR = {'quick/generator/cifar10': 'generator-cifar10-787fbd1dad1e3ac3.pt',
+                          'quick/generator/fashionmnist': 'generator-fashionmnist-5aeea82d9d8b2a5a.pt',
+                          'quick/generator/mnist': 'generator-mnist-e18241e791b67644.pt',
+                          'quick/generator/svhn': 'generator-svhn-34f43be0fc525b41.pt'}
 
-def current_names(ood=ood_config, **recon_overrides) -> dict:
+
+def current_names(ood=ood_config, generator=None, **recon_overrides) -> dict:
     out = {}
     for prof in ("quick", "paper", "smoke"):
         p = get_profile(prof)
         for ds in (("digits",) if prof == "smoke" else ("mnist", "fashionmnist", "cifar10", "svhn")):
             c = classifier_config(ds, prof)
             out[f"{prof}/classifier/{ds}"] = checkpoint_path("classifier", to_dict(c), ds).name
-            conf = {"classifier": to_dict(c), "generator": to_dict(p.generator_config(seed=0)),
+            g = p.generator_config(seed=0, **(generator or {}))
+            conf = {"classifier": to_dict(c), "generator": to_dict(g),
                     "eval_samples": p.eval_samples}
             out[f"{prof}/generator/{ds}"] = checkpoint_path("generator", conf, ds).name
             o = ood(ds, prof, 1)
@@ -107,6 +117,8 @@ def test_checkpoint_names_are_pinned(monkeypatch):
     assert {k: v for k, v in legacy.items() if "/recon/" in k} == LEGACY_RECON
     capped = current_names(ood=capped_config)
     assert {k: v for k, v in capped.items() if "/ood/" in k} == LEGACY_OOD
+    fp32 = current_names(generator=dict(precision="fp32", lr=1e-3, stop_at_accuracy=None))
+    assert {k: v for k, v in fp32.items() if k.startswith("quick/generator/")} == LEGACY_QUICK_GENERATOR
 
 
 def test_committed_figures_name_current_classifier_keys():
