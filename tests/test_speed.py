@@ -292,15 +292,16 @@ def test_profile_speed_settings_reach_the_inversion_generators_not_the_ood_round
     from dataclasses import replace
     from netinv_core.config import PROFILES, to_dict
     from netinv_core.ood_experiment import ood_config
-    quick = PROFILES["quick"]
-    fast = replace(quick, generator_speed=(("precision", "bf16"), ("lr", 2e-3),
+    plain = replace(PROFILES["quick"], generator_speed=())
+    fast = replace(plain, generator_speed=(("precision", "bf16"), ("lr", 2e-3),
                                            ("stop_at_accuracy", 0.97)))
+    assert PROFILES["quick"] == fast        # the quick profile's settings since 2026-12-01
     g = fast.generator_config(seed=2)
     assert (g.precision, g.lr, g.stop_at_accuracy, g.seed) == ("bf16", 2e-3, 0.97, 2)
-    assert to_dict(quick.generator_config(seed=2)) == to_dict(
+    assert to_dict(plain.generator_config(seed=2)) == to_dict(
         replace(g, precision="fp32", lr=1e-3, stop_at_accuracy=None))
     # the Section 5.2 rounds keep their fixed-step fp32 training, and so their cache keys
-    assert to_dict(ood_config("mnist", fast, 1)) == to_dict(ood_config("mnist", quick, 1))
+    assert to_dict(ood_config("mnist", fast, 1)) == to_dict(ood_config("mnist", plain, 1))
 
 
 def test_cost_plan_counts_the_expected_steps_of_an_early_stop(monkeypatch):
