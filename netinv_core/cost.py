@@ -36,11 +36,13 @@ import time
 import torch
 
 from .config import get_profile
-from .cost_units import CPU_SECONDS, analysis_units, training_units
+from .cost_units import CPU_SECONDS, analysis_units, fig3_sizes, training_units
 from .errors import DataUnavailableError
 
-# the datasets of the Figure 2 notebook's pixel-diversity probe (its probe_datasets default)
+# the datasets of the Figure 2 notebook's pixel-diversity probe (its probe_datasets default) and
+# the cosine weights it compares (probe_gammas; Figure 3's sweep uses the same)
 PROBE_DATASETS = ("mnist", "fashionmnist", "digits")
+PROBE_GAMMAS = (0.0, 10.0, 30.0)
 
 N_TRAIN = {"mnist": 60000, "fashionmnist": 60000, "cifar10": 50000, "svhn": 73257, "digits": 1257}
 N_TEST = {"mnist": 10000, "fashionmnist": 10000, "cifar10": 10000, "svhn": 26032, "digits": 540}
@@ -75,6 +77,31 @@ def available(ds: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # counts per notebook
+
+def probe_stages(ds: str, prof, key: str) -> list:
+    """Figure 2's probes of one dataset (``figure2.figure2_probes`` with its defaults): an
+    independent SmallNet on the training set; per generator ``student_samples`` samples, the
+    teacher's soft labels and a student, plus the noise floor's and the real ceiling's students;
+    ``per_class`` x classes samples of every generator and of every gamma x seed generator for the
+    pixel distances; the nearest training image of ``n_nearest`` samples per generator and of
+    as many real test images."""
+    import inspect
+
+    from .figure2 import STUDENT_SAMPLES, figure2_probes
+
+    d = {k: v.default for k, v in inspect.signature(figure2_probes).parameters.items()}
+    n_gen, n_s = prof.n_generators, STUDENT_SAMPLES.get(prof.name, 20000)
+    n_pix = d["per_class"] * 10 * n_gen * (1 + len(PROBE_GAMMAS))
+    return [(f"fig2 probe {ds}: independent SmallNet, {d['independent_epochs']} epochs",
+             f"smallnet_step/{key}", d["independent_epochs"] * math.ceil(N_TRAIN[ds] / 128)),
+            (f"fig2 probe {ds}: {n_gen + 2} students (generators, noise, real), "
+             f"{d['student_epochs']} epochs x {n_s}", f"smallnet_step/{key}",
+             (n_gen + 2) * d["student_epochs"] * math.ceil(n_s / 128)),
+            (f"fig2 probe {ds}: samples ({n_s} per generator, pixel distances)",
+             f"generate_1000/{key}", (n_gen * n_s + n_pix) / 1000),
+            (f"fig2 probe {ds}: teacher soft labels, confidence on the test set",
+             f"forward_1000/{key}", ((n_gen + 2) * n_s + N_TEST[ds]) / 1000),
+            (f"fig2 probe {ds}: nearest training image", "nearest_500", n_gen + 1)]
 
 def plan(profile) -> dict:
     """``{notebook: [(stage, unit, count), ...]}`` for a cold cache, in run_all.sh's order."""
@@ -124,25 +151,48 @@ def plan(profile) -> dict:
         if ds in probe_sets:   # the pixel-diversity probe: gamma 0 and 30, every seed
             stages += generators(ds, 2 * prof.n_generators, prof.generator_steps,
                                  "fig2 probe gamma 0/30")
+            stages += probe_stages(ds, prof, key(ds))
     out["fig2_inversion"] = (stages, skipped)
 
     # fig3: the profile's datasets; gamma sweep 0/10/30 x every seed (the probe's generators where
     # Figure 2 made them), and the fair test's generators (gamma 30 after the activation, gamma
     # 10 and 30 before it; seed 0)
     stages = []
-    n_samples = 10000 if prof.name == "paper" else 2000
+    sz = fig3_sizes(prof)
+    n_samples, n_gen, n_gam = sz["samples"], prof.n_generators, len(PROBE_GAMMAS)
     for ds in fig2_sets:
         if ds not in probe_sets:
             stages += generators(ds, 2 * prof.n_generators, prof.generator_steps, "fig3 gamma sweep")
         stages += generators(ds, 3 if ds not in probe_sets else 2, prof.generator_steps,
                              "fig3 fair test")
+        # samples: seed 0's, every seed's (fair test), every gamma x seed (sweep); the layer
+        # comparison's 2 layers x fair gammas generators give per_generator samples each
+        n_img = ((1 + n_gen + n_gam * n_gen) * n_samples
+                 + 2 * len(sz["gammas"]) * sz["per_generator"])
         stages += [(f"fig3 {ds}: features of the training set", f"forward_1000/{key(ds)}",
                     N_TRAIN[ds] / 1000),
                    (f"fig3 {ds}: t-SNE", "tsne", 1), (f"fig3 {ds}: UMAP", "umap", 1),
                    (f"fig3 {ds}: clusters ({3 * prof.n_generators + 5} generators)", "clusters",
                     3 * prof.n_generators + 5),
                    (f"fig3 {ds}: SAE 20 epochs", "sae_1_epoch", 20),
-                   (f"fig3 {ds}: samples", f"generate_1000/{key(ds)}", 5 * n_samples / 1000)]
+                   (f"fig3 {ds}: samples", f"generate_1000/{key(ds)}", n_img / 1000),
+                   (f"fig3 {ds}: features of the samples", f"forward_1000/{key(ds)}",
+                    n_img / 1000),
+                   # the calibrated rule on per_generator points: the sweep's gamma x seed
+                   # generators, seed 0, the layer comparison's, and the real test features and
+                   # the merged-pair control (each up to 2 x per_generator points: counted twice)
+                   (f"fig3 {ds}: calibrated clusters ({n_gam * n_gen + 1 + 2 * len(sz['gammas'])}"
+                    f" generators, real, control)", "calibrated",
+                    n_gam * n_gen + 1 + 2 * len(sz["gammas"]) + 4),
+                   (f"fig3 {ds}: calibrated clusters of {n_gen} pooled generators "
+                    f"({sz['pooled']} points)", "calibrated_pooled", 1),
+                   (f"fig3 {ds}: real + inverted k-means ({sz['both']} points)", "mixed_share", 1)]
+        stages += [(f"fig3 {ds}: t-SNE of the pooled generators ({sz['pooled']} points, "
+                    f"perplexity {p:g})", f"tsne_pooled/{p:g}", 1)
+                   for p in sz["perplexities"] if sz["pooled"] > 3 * p]
+        if sz["perplexities"] and sz["both"] > 3 * sz["perplexities"][0]:
+            stages.append((f"fig3 {ds}: t-SNE of real + inverted ({sz['both']} points)",
+                           "tsne_both", 1))
     if fig2_sets:   # numba compiles UMAP's kernels once per notebook kernel
         stages.append(("fig3: UMAP's numba compilation (once)", "umap_compile", 1))
     out["fig3_interpretability"] = (stages, skipped)

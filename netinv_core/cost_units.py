@@ -1,10 +1,11 @@
 """Unit costs of the cost model (``netinv_core.cost``), measured on this device.
 
 A few optimiser steps of every kind of training the notebooks run (classifier, inversion,
-reconstruction; for 1x28x28 and 3x32x32 images) and the classifier forward / generator sampling
-per 1000 images, each the median of a few repetitions after one warm-up with its FLOPs counted by
-``FlopCounterMode``; and the analysis steps (t-SNE, UMAP, clusters, SAE, nearest-image matching,
-Mahalanobis) once each at the profile's sizes. ``CPU_SECONDS`` keeps each unit's process CPU
+reconstruction, and the probes' SmallNet; for 1x28x28 and 3x32x32 images) and the classifier
+forward / generator sampling per 1000 images, each the median of a few repetitions after one
+warm-up with its FLOPs counted by ``FlopCounterMode``; and the analysis steps (t-SNE, UMAP,
+clusters, the Gaussian-null calibrated clusters and t-SNE maps of Figure 3's fair test, SAE,
+nearest-image matching, Mahalanobis) once each at the profile's sizes (``fig3_sizes``). ``CPU_SECONDS`` keeps each unit's process CPU
 seconds / torch threads: what it would take on an idle machine.
 """
 from __future__ import annotations
@@ -45,6 +46,28 @@ def _time(fn, repeats: int = 3, device="cpu", name=None, min_seconds: float = 1.
     return statistics.median(ts)
 
 
+def fig3_sizes(profile) -> dict:
+    """Sizes of Figure 3's analysis for a profile, from ``figure3_dataset``'s defaults (the
+    notebook's): ``samples`` inverted samples per generator (10000 at paper size, as issue 14
+    asks the cost model to time), ``embed`` t-SNE / UMAP points, the fair test's ``per_generator``
+    samples, ``pooled`` = generators x per_generator (t-SNE at each of ``perplexities`` and one
+    calibrated clustering with generator groups), ``both`` = real + as many inverted samples (one
+    k-means and one t-SNE at the first perplexity), ``n_null`` Gaussian-null draws."""
+    import inspect
+
+    from .figure3 import figure3_dataset
+
+    prof = get_profile(profile)
+    d = {k: v.default for k, v in inspect.signature(figure3_dataset).parameters.items()}
+    n_samples = 10000 if prof.name == "paper" else d["n_samples"]
+    per_gen = min(d["fair_per_generator"], n_samples)
+    pooled = prof.n_generators * per_gen
+    return {"samples": n_samples, "embed": 10000 if prof.name == "paper" else d["embed_samples"],
+            "per_generator": per_gen, "pooled": pooled, "both": 2 * min(n_samples, pooled),
+            "perplexities": tuple(d["fair_perplexities"]), "gammas": tuple(d["fair_gammas"]),
+            "n_null": d["n_null"]}
+
+
 def classifier_step(clf, opt, x, y):
     """``step()``: one optimiser step of ``clf`` on the cross-entropy of ``(x, y)`` (the step of
     ``classifier.train_epoch``), for timing."""
@@ -73,6 +96,7 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
     from .generator import Generator, generate
     from .frozen import channels_last_, inversion_ready
     from .inversion import FeatureTap, inversion_step
+    from .probes import SmallNet
     from .reconstruct import PerSampleGradNorm, recon_generator, reconstruction_step
 
     prof = get_profile(profile)
@@ -88,6 +112,19 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
         clf.train()
         units[f"classifier_step/{key}"] = (_time(clf_step, repeats, device, f"classifier_step/{key}"),
                                            _flops(clf_step))
+        # the probes' LeNet-style SmallNet (independent classifier, students): one Adam step at
+        # batch 128 on the soft-label cross-entropy (``probes._train``)
+        sn = SmallNet(shape, 10).to(device)
+        sopt = torch.optim.Adam(sn.parameters(), lr=1e-3)
+        soft = torch.softmax(torch.randn(128, 10, device=device), 1)
+
+        def sn_step():
+            loss = -(soft * torch.log_softmax(sn(x), 1)).sum(1).mean()
+            sopt.zero_grad(set_to_none=True)
+            loss.backward()
+            sopt.step()
+        units[f"smallnet_step/{key}"] = (_time(sn_step, repeats, device, f"smallnet_step/{key}"),
+                                         _flops(sn_step))
         clf.eval()
         xb = torch.rand(1000, *shape, device=device)
         with torch.no_grad(), inversion_ready(clf):   # as every evaluation pass runs it
@@ -126,19 +163,22 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
 
 def analysis_units(profile, device="cpu") -> dict:
     """Seconds of the analysis steps at the sizes the profile's notebooks use (one run each)."""
-    from .interpret import clusters_per_class, embed_tsne, embed_umap, train_sae
+    from .interpret import (calibrated_clusters, clusters_per_class, embed_tsne, embed_umap,
+                            mixed_cluster_share, train_sae)
     from .ood import Mahalanobis
+    from .probes import nearest_distance
     from .reconstruct import match_report
 
     prof = get_profile(profile)
     paper, smoke = prof.name == "paper", prof.name == "smoke"
-    n_embed = 10000 if paper else 1500       # t-SNE / UMAP points (issue 14: paper size 10000)
-    n_samples = 10000 if paper else 2000     # inverted samples analysed per generator
+    sz = fig3_sizes(prof)
+    n_embed = sz["embed"]                    # t-SNE / UMAP points (issue 14: paper size 10000)
+    n_samples = sz["samples"]                # inverted samples analysed per generator
     n_pool = 1257 if smoke else 60000        # training images: SAE features, matching pool
     rng = np.random.default_rng(0)
     # features with class structure, like the classifier's penultimate features
     centers = rng.normal(size=(10, 128)).astype(np.float32)
-    labels = np.arange(max(n_samples, n_embed)) % 10
+    labels = np.arange(max(n_samples, n_embed, sz["pooled"], sz["both"])) % 10
     feats = (centers[labels] + rng.normal(size=(len(labels), 128))).astype(np.float32)
     units = {}
 
@@ -161,6 +201,22 @@ def analysis_units(profile, device="cpu") -> dict:
     units["umap_compile"] = (max(first - units["umap"][0], 0.0), None)
     CPU_SECONDS["umap_compile"] = max(CPU_SECONDS.pop("umap_first") - CPU_SECONDS["umap"], 0.0)
     timed("clusters", lambda: clusters_per_class(feats[:n_samples], labels[:n_samples]))
+    # Figure 3's fair test: the Gaussian-null calibrated rule on one generator's per_generator
+    # samples (also the gamma sweep's, the layer comparison's, the real and the merged-pair
+    # control's), on the pooled generators with their ids as groups; t-SNE maps of the pool at
+    # each perplexity and of real + inverted; k-means of real + inverted (k = 2 x classes)
+    k, pooled, both = sz["per_generator"], sz["pooled"], sz["both"]
+    groups = np.arange(pooled) // max(k, 1)
+    timed("calibrated", lambda: calibrated_clusters(feats[:k], labels[:k], n_null=sz["n_null"]))
+    timed("calibrated_pooled", lambda: calibrated_clusters(feats[:pooled], labels[:pooled], groups,
+                                                           n_null=sz["n_null"]))
+    for perp in sz["perplexities"]:
+        if pooled > 3 * perp:
+            timed(f"tsne_pooled/{perp:g}", lambda: embed_tsne(feats[:pooled], perplexity=perp))
+    perp0 = sz["perplexities"][0] if sz["perplexities"] else 30.0
+    if both > 3 * perp0:
+        timed("tsne_both", lambda: embed_tsne(feats[:both], perplexity=perp0))
+    timed("mixed_share", lambda: mixed_cluster_share(feats[:both], np.arange(both) % 2, k=20))
     train_feats = np.maximum(rng.normal(size=(n_pool, 128)), 0).astype(np.float32)
     timed("sae_1_epoch", lambda: train_sae(train_feats, epochs=1))
     # nearest-image matching: n_per_class x 10 reconstructions against the training pool and the
@@ -172,9 +228,12 @@ def analysis_units(profile, device="cpu") -> dict:
     te_x, te_y = torch.rand(n_test, 1, 28, 28, generator=g), torch.arange(n_test) % 10
     rec = torch.rand(n_rec, 1, 28, 28, generator=g)
     timed("match", lambda: match_report(rec, torch.arange(n_rec) % 10, tr_x, tr_y, te_x, te_y))
+    # Figure 2's probe: the nearest training image of 500 samples (figure2_probes' n_nearest)
+    near = torch.rand(500, 1, 28, 28, generator=g)
+    timed("nearest_500", lambda: nearest_distance(near, tr_x))
     # OOD evaluation beyond forward passes: Mahalanobis fit on the training features + scoring
     f_tr, y_tr = torch.from_numpy(train_feats), torch.arange(n_pool) % 10
     timed("mahalanobis", lambda: Mahalanobis(f_tr, y_tr)(f_tr[:4 * n_test]))
     units["sizes"] = {"embed": n_embed, "samples": n_samples, "pool": n_pool, "test": n_test,
-                      "reconstructions": n_rec}
+                      "reconstructions": n_rec, "fair_pooled": pooled, "fair_both": both}
     return units
