@@ -5,7 +5,7 @@ reconstruction, and the probes' SmallNet; for 1x28x28 and 3x32x32 images) and th
 forward / generator sampling per 1000 images, each the median of a few repetitions after one
 warm-up with its FLOPs counted by ``FlopCounterMode``; and the analysis steps (t-SNE, UMAP,
 clusters, the Gaussian-null calibrated clusters and t-SNE maps of Figure 3's fair test, SAE,
-nearest-image matching, Mahalanobis) once each at the profile's sizes (``fig3_sizes``). ``CPU_SECONDS`` keeps each unit's process CPU
+Figure 5's judge metrics, nearest-image matching against the training pool, Mahalanobis) once each at the profile's sizes (``fig3_sizes``). ``CPU_SECONDS`` keeps each unit's process CPU
 seconds / torch threads: what it would take on an idle machine.
 """
 from __future__ import annotations
@@ -96,7 +96,10 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
     from .generator import Generator, generate
     from .frozen import channels_last_, inversion_ready
     from .inversion import FeatureTap, inversion_step
+    from .ood_experiment import ood_config
+    from .ood_rounds import hot_inversion_step
     from .probes import SmallNet
+    from .recon_metrics import MLPVerifier, VerifierConfig
     from .reconstruct import PerSampleGradNorm, recon_generator, reconstruction_step
 
     prof = get_profile(profile)
@@ -147,6 +150,30 @@ def training_units(profile, device="cpu", repeats: int = 3) -> dict:
             gen.train()
         tap.remove()
 
+        # Section 5.2's rounds: fp32 at lr 1e-3 whatever the profile's generator_speed, an
+        # (N+1)-class classifier and generator, hot conditioning in the default variant
+        oc = ood_config(prof.ood.train_sets[0], prof, 0)
+        clf11 = channels_last_(Classifier(shape, 11).to(device)).eval()
+        ogen = Generator(11, shape, oc.generator).to(device).to(memory_format=torch.channels_last)
+        oopt = torch.optim.Adam(ogen.parameters(), lr=oc.generator.lr, betas=(0.5, 0.999))
+        ostep_fn = hot_inversion_step if oc.hot_conditioning else inversion_step
+        tap = FeatureTap(clf11)
+        with inversion_ready(clf11):
+            ostep = lambda: ostep_fn(ogen, oopt, tap, oc.generator, rng, device)  # noqa: E731
+            units[f"ood_inversion_step/{key}"] = (
+                _time(ostep, repeats, device, f"ood_inversion_step/{key}"), _flops(ostep))
+        tap.remove()
+
+        # Figure 5's verifier: the MLP judge's Adam step at its batch (VerifierConfig)
+        vc = VerifierConfig(dataset="", attacked_train_size=None)
+        ver = MLPVerifier(shape, 10, vc.hidden, vc.dropout).to(device).train()
+        vopt = torch.optim.Adam(ver.parameters(), lr=vc.lr)
+        vx = torch.rand(vc.batch_size, *shape, device=device)
+        vy = torch.randint(0, 10, (vc.batch_size,), device=device)
+        vstep = classifier_step(ver, vopt, vx, vy)
+        units[f"verifier_step/{key}"] = (_time(vstep, repeats, device, f"verifier_step/{key}"),
+                                         _flops(vstep))
+
         rcfg = recon_config(prof.name, 0)
         rgen = recon_generator(10, shape, rcfg).to(device)
         ropt = torch.optim.Adam(rgen.parameters(), lr=rcfg.lr, betas=(0.5, 0.999))
@@ -167,7 +194,6 @@ def analysis_units(profile, device="cpu") -> dict:
                             mixed_cluster_share, train_sae)
     from .ood import Mahalanobis
     from .probes import nearest_distance
-    from .reconstruct import match_report
 
     prof = get_profile(profile)
     paper, smoke = prof.name == "paper", prof.name == "smoke"
@@ -219,21 +245,43 @@ def analysis_units(profile, device="cpu") -> dict:
     timed("mixed_share", lambda: mixed_cluster_share(feats[:both], np.arange(both) % 2, k=20))
     train_feats = np.maximum(rng.normal(size=(n_pool, 128)), 0).astype(np.float32)
     timed("sae_1_epoch", lambda: train_sae(train_feats, epochs=1))
-    # nearest-image matching: n_per_class x 10 reconstructions against the training pool and the
-    # test pool (size-matched per class, as match_report does)
+    # Figure 5's judge (recon_metrics.image_metrics: label, verifier and 1-NN accuracy, the
+    # per-class nearest training / held-out image by NCC, SSIM of the matches, the permutation
+    # test) on n_per_class x classes images, for each training-set size of the first dataset
+    # (its pools differ); random attacked classifier and verifier: the time does not depend on
+    # their weights
+    from .classifier import Classifier
+    from .errors import DataUnavailableError
+    from .figure5 import TRAIN_SIZES
+    from .ood_experiment import MAHALANOBIS_FIT
+    from .recon_metrics import MLPVerifier, image_metrics, judging_data, make_pools
+
     n_rec = prof.recon.n_per_class * 10
     n_test = 540 if smoke else 10000
     g = torch.Generator().manual_seed(0)
-    tr_x, tr_y = torch.rand(n_pool, 1, 28, 28, generator=g), torch.arange(n_pool) % 10
-    te_x, te_y = torch.rand(n_test, 1, 28, 28, generator=g), torch.arange(n_test) % 10
-    rec = torch.rand(n_rec, 1, 28, 28, generator=g)
-    timed("match", lambda: match_report(rec, torch.arange(n_rec) % 10, tr_x, tr_y, te_x, te_y))
+    ds = prof.recon.datasets[0]
+    for size in TRAIN_SIZES[ds]:
+        try:
+            data = judging_data(ds, size)
+        except DataUnavailableError:
+            break          # the plan skips Figure 5's datasets without files
+        pools, shape = make_pools(data), tuple(data.train_x.shape[1:])
+        att = Classifier(shape, data.num_classes).eval()
+        ver = MLPVerifier(shape, data.num_classes).eval()
+        rec = torch.rand(n_rec, *shape, generator=g)
+        rec_y = torch.arange(n_rec) % data.num_classes
+        timed(f"judge_metrics/{size}", lambda: image_metrics(
+            rec, rec_y, data, pools, attacked=att, verifier=ver, with_matches=True))
     # Figure 2's probe: the nearest training image of 500 samples (figure2_probes' n_nearest)
+    # against the whole training pool
+    tr_x = torch.rand(n_pool, 1, 28, 28, generator=g)
     near = torch.rand(500, 1, 28, 28, generator=g)
     timed("nearest_500", lambda: nearest_distance(near, tr_x))
     # OOD evaluation beyond forward passes: Mahalanobis fit on the training features + scoring
+    # the test set and up to three OOD test sets
     f_tr, y_tr = torch.from_numpy(train_feats), torch.arange(n_pool) % 10
-    timed("mahalanobis", lambda: Mahalanobis(f_tr, y_tr)(f_tr[:4 * n_test]))
+    timed("mahalanobis", lambda: Mahalanobis(f_tr[:MAHALANOBIS_FIT], y_tr[:MAHALANOBIS_FIT])(
+        f_tr[:4 * n_test]))
     units["sizes"] = {"embed": n_embed, "samples": n_samples, "pool": n_pool, "test": n_test,
                       "reconstructions": n_rec, "fair_pooled": pooled, "fair_both": both}
     return units

@@ -92,9 +92,12 @@ class OODTensors:
     examples: dict
 
 
+MAHALANOBIS_FIT = 10000   # training images the Mahalanobis baseline is fitted on
+
+
 def evaluate_ood(garbage_model, baseline_model, train: ImageData, test: ImageData,
                  ood_sets: dict[str, torch.Tensor], *, device="cpu",
-                 mahalanobis_fit: int = 10000, seed: int = 0) -> tuple[dict, OODConfidences]:
+                 mahalanobis_fit: int = MAHALANOBIS_FIT, seed: int = 0) -> tuple[dict, OODConfidences]:
     """Numbers for one training set: in-distribution accuracy, garbage rate per OOD set, the
     paper's confidence claim, and AUROC / AUPR-IN / AUPR-OUT / FPR95 for the garbage score and
     the MSP, energy and Mahalanobis baselines (``ood_sets``: name -> images already converted).

@@ -244,20 +244,21 @@ def test_cost_units_cover_every_stage_of_the_plan(monkeypatch):
     SmallNet step, Figure 3's calibrated clusters and t-SNE maps were missing from the plan once:
     the cold run took 1555 s and 985 s for Figures 2 and 3 against 1281 s and 471 s predicted).
     The measurements themselves are stubbed: this checks names, not seconds."""
-    from netinv_core import cost_units, interpret, ood, probes, reconstruct
+    from netinv_core import cost_units, interpret, ood, probes, recon_metrics
     from netinv_core.cost import plan
     monkeypatch.setattr(cost_units, "_time", lambda fn, *a, **k: (fn(), 0.0)[1])
     monkeypatch.setattr(cost_units, "_flops", lambda fn: 0.0)
     for mod, names in ((interpret, ("embed_tsne", "embed_umap", "calibrated_clusters",
                                     "clusters_per_class", "mixed_cluster_share", "train_sae")),
-                       (probes, ("nearest_distance",)), (reconstruct, ("match_report",)),
+                       (probes, ("nearest_distance",)), (recon_metrics, ("image_metrics",)),
                        (ood, ("Mahalanobis",))):
         for name in names:
             monkeypatch.setattr(mod, name, lambda *a, **k: (lambda *a, **k: None))
     units = {**cost_units.training_units("quick", repeats=1), **cost_units.analysis_units("quick")}
     named = {u for stages, _ in plan("quick").values() for _, u, _ in stages}
     assert {"smallnet_step/1x28x28", "calibrated", "calibrated_pooled", "tsne_pooled/30",
-            "tsne_pooled/50", "tsne_both", "nearest_500"} <= named
+            "tsne_pooled/50", "tsne_both", "nearest_500", "ood_inversion_step/1x28x28",
+            "verifier_step/1x28x28", "judge_metrics/10000"} <= named
     assert named - set(units) == set()
 
 
@@ -328,7 +329,7 @@ def test_profile_speed_settings_reach_the_inversion_generators_not_the_ood_round
 
 def test_cost_plan_counts_the_expected_steps_of_an_early_stop(monkeypatch):
     from dataclasses import replace
-    from netinv_core import cost
+    from netinv_core import cost_plan as cost
     from netinv_core.config import PROFILES
     fast = replace(PROFILES["smoke"], generator_speed=(("stop_at_accuracy", 0.97),))
     monkeypatch.setitem(PROFILES, "smoke_stop", replace(fast, name="smoke_stop"))
