@@ -130,16 +130,16 @@ def plan(profile) -> dict:
     out["fig2_inversion"] = (stages, skipped)
 
     # fig3: the profile's datasets; gamma sweep 0/10/30 x every seed (the probe's generators where
-    # Figure 2 made them), and the fair test's generators (gamma 30 after the activation, gamma
-    # 10 and 30 before it; seed 0)
+    # Figure 2 made them), and the fair test's generators before the activation (gamma 10 and
+    # 30, seed 0; after it they are the sweep's)
     stages = []
-    sz = fig3_sizes(prof)
-    n_samples, n_gen, n_gam = sz["samples"], prof.n_generators, len(PROBE_GAMMAS)
+    n_gen, n_gam = prof.n_generators, len(PROBE_GAMMAS)
     for ds in fig2_sets:
+        sz = fig3_sizes(prof, ds)
+        n_samples = sz["samples"]
         if ds not in probe_sets:
             stages += generators(ds, 2 * prof.n_generators, prof.generator_steps, "fig3 gamma sweep")
-        stages += generators(ds, 3 if ds not in probe_sets else 2, prof.generator_steps,
-                             "fig3 fair test")
+        stages += generators(ds, len(sz["gammas"]), prof.generator_steps, "fig3 fair test")
         # samples: seed 0's, every seed's (fair test), every gamma x seed (sweep); the layer
         # comparison's 2 layers x fair gammas generators give per_generator samples each
         n_img = ((1 + n_gen + n_gam * n_gen) * n_samples
@@ -147,8 +147,8 @@ def plan(profile) -> dict:
         stages += [(f"fig3 {ds}: features of the training set", f"forward_1000/{key(ds)}",
                     N_TRAIN[ds] / 1000),
                    (f"fig3 {ds}: t-SNE", "tsne", 1), (f"fig3 {ds}: UMAP", "umap", 1),
-                   (f"fig3 {ds}: clusters ({3 * prof.n_generators + 5} generators)", "clusters",
-                    3 * prof.n_generators + 5),
+                   (f"fig3 {ds}: clusters ({n_gam * n_gen + 1} generators)", "clusters",
+                    n_gam * n_gen + 1),
                    (f"fig3 {ds}: SAE 20 epochs", "sae_1_epoch", 20),
                    (f"fig3 {ds}: samples", f"generate_1000/{key(ds)}", n_img / 1000),
                    (f"fig3 {ds}: features of the samples", f"forward_1000/{key(ds)}",
@@ -179,9 +179,12 @@ def plan(profile) -> dict:
         if not have.get(ds, True):
             sk.append(ds)
             continue
-        ood_sets = [o for o in OOD_DATASETS if o != ds and have.get(o, True)]
-        n_ood = sum(N_TEST[o] if st.ood_samples is None else min(st.ood_samples, N_TEST[o])
-                    for o in ood_sets)
+        if ds == "digits":    # ood_sets_for: crops of scikit-learn's two photographs
+            ood_sets, n_ood = ["sklearn_photos"], st.ood_samples or 500
+        else:
+            ood_sets = [o for o in OOD_DATASETS if o != ds and have.get(o, True)]
+            n_ood = sum(N_TEST[o] if st.ood_samples is None else min(st.ood_samples, N_TEST[o])
+                        for o in ood_sets)
         for seed in st.seeds(ds, (0, 1, 2)):
             oc = ood_config(ds, prof, seed)     # the default (diverse_garbage): the set grows
             epochs = oc.classifier.epochs
@@ -249,11 +252,13 @@ def plan(profile) -> dict:
                         2 * rs.n_generators + 1 + len(BASELINES))]
     out["fig5_reconstruction"] = (stages, sk)
 
-    # ablation: 11 settings x 3 seeds; the default's 3 seeds come from fig2, and so do those of
-    # loss_off=gamma where fig2's pixel probe trained gamma = 0 (the same config, the same key)
+    # ablation: 11 settings x seeds 0, 1, 2; the default's come from fig2 for the seeds fig2 has,
+    # and so do those of loss_off=gamma where fig2's pixel probe trained gamma = 0 (the same
+    # config, the same key)
     stages = []
+    k = len({0, 1, 2} & set(range(prof.n_generators)))
     for ds in prof.ablation_datasets:
-        n_new = 30 - (prof.n_generators if ds in probe_sets else 0)
+        n_new = 33 - k - (k if ds in probe_sets else 0)
         stages += generators(ds, n_new, prof.generator_steps, "ablation", "ablation")
         # every setting's generators (cached ones too) are sampled again and classified
         stages += [(f"ablation {ds}: clusters", "clusters", 33),

@@ -244,8 +244,12 @@ def test_cost_units_cover_every_stage_of_the_plan(monkeypatch):
     SmallNet step, Figure 3's calibrated clusters and t-SNE maps were missing from the plan once:
     the cold run took 1555 s and 985 s for Figures 2 and 3 against 1281 s and 471 s predicted).
     The measurements themselves are stubbed: this checks names, not seconds."""
+    import pytest
+
     from netinv_core import cost_units, interpret, ood, probes, recon_metrics
-    from netinv_core.cost import plan
+    from netinv_core.cost import available, plan
+    if not available("mnist"):
+        pytest.skip("needs MNIST in NETINV_DATA (Figure 5's judge unit reads its real pools)")
     monkeypatch.setattr(cost_units, "_time", lambda fn, *a, **k: (fn(), 0.0)[1])
     monkeypatch.setattr(cost_units, "_flops", lambda fn: 0.0)
     for mod, names in ((interpret, ("embed_tsne", "embed_umap", "calibrated_clusters",
@@ -335,9 +339,10 @@ def test_cost_plan_counts_the_expected_steps_of_an_early_stop(monkeypatch):
     monkeypatch.setitem(PROFILES, "smoke_stop", replace(fast, name="smoke_stop"))
     monkeypatch.setattr(cost, "STOP_SHARE", {("digits", "default"): 0.5, ("digits", "ablation"): 0.8})
 
-    def steps(profile, nb, unit="inversion_step/1x8x8"):
+    def steps(profile, nb, unit="inversion_step/1x28x28"):
         return sum(c for _, u, c in cost.plan(profile)[nb][0] if u == unit)
     full = PROFILES["smoke"].generator_steps
+    assert steps("smoke", "fig2_inversion") > 0 and steps("smoke", "ablation") > 0
     assert steps("smoke_stop", "fig2_inversion") * 2 == steps("smoke", "fig2_inversion")
     assert steps("smoke_stop", "ablation") == round(0.8 * full) * steps("smoke", "ablation") // full
     monkeypatch.setattr(cost, "STOP_SHARE", {})         # nothing measured: the whole budget
