@@ -19,7 +19,6 @@ import torch
 
 from .config import get_profile
 
-N_TEST_IMAGES = {"digits": 540}   # test splits smaller than Figure 3's 2000 real images
 CPU_SECONDS: dict = {}   # unit -> process CPU seconds per call / threads (the idle-machine estimate)
 
 
@@ -64,7 +63,8 @@ def fig3_sizes(profile, dataset: str | None = None) -> dict:
     per_gen = min(d["fair_per_generator"], n_samples)
     pooled = prof.n_generators * per_gen
     # the real test images of the comparison: n_samples / classes per class, as the test split has
-    n_real = n_samples if dataset is None else min(n_samples, N_TEST_IMAGES.get(dataset, n_samples))
+    from .cost_plan import N_TEST
+    n_real = n_samples if dataset is None else min(n_samples, N_TEST.get(dataset, n_samples))
     return {"samples": n_samples, "embed": 10000 if prof.name == "paper" else d["embed_samples"],
             "per_generator": per_gen, "pooled": pooled, "both": 2 * min(n_real, pooled),
             "perplexities": tuple(d["fair_perplexities"]), "gammas": tuple(d["fair_gammas"]),
