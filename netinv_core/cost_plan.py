@@ -14,10 +14,8 @@ import math
 from .config import get_profile
 from .cost_units import fig3_sizes
 from .errors import DataUnavailableError
-# the datasets of the Figure 2 notebook's pixel-diversity probe (its probe_datasets default) and
-# the cosine weights it compares (probe_gammas; Figure 3's sweep uses the same)
+# the datasets of the Figure 2 notebook's pixel-diversity probe (its probe_datasets default)
 PROBE_DATASETS = ("mnist", "fashionmnist", "digits")
-PROBE_GAMMAS = (0.0, 10.0, 30.0)
 
 N_TRAIN = {"mnist": 60000, "fashionmnist": 60000, "cifar10": 50000, "svhn": 73257, "digits": 1257}
 N_TEST = {"mnist": 10000, "fashionmnist": 10000, "cifar10": 10000, "svhn": 26032, "digits": 540}
@@ -60,7 +58,7 @@ def probe_stages(ds: str, prof, key: str) -> list:
 
     d = {k: v.default for k, v in inspect.signature(figure2_probes).parameters.items()}
     n_gen, n_s = prof.n_generators, STUDENT_SAMPLES.get(prof.name, 20000)
-    n_pix = d["per_class"] * 10 * n_gen * (1 + len(PROBE_GAMMAS))
+    n_pix = d["per_class"] * 10 * n_gen * (1 + len(d["gammas"]))
     return [(f"fig2 probe {ds}: independent SmallNet, {d['independent_epochs']} epochs",
              f"smallnet_step/{key}", d["independent_epochs"] * math.ceil(N_TRAIN[ds] / 128)),
             (f"fig2 probe {ds}: {n_gen + 2} students (generators, noise, real), "
@@ -133,9 +131,10 @@ def plan(profile) -> dict:
     # Figure 2 made them), and the fair test's generators before the activation (gamma 10 and
     # 30, seed 0; after it they are the sweep's)
     stages = []
-    n_gen, n_gam = prof.n_generators, len(PROBE_GAMMAS)
+    n_gen = prof.n_generators
     for ds in fig2_sets:
         sz = fig3_sizes(prof, ds)
+        n_gam = len(sz["sweep_gammas"])
         n_samples = sz["samples"]
         if ds not in probe_sets:
             stages += generators(ds, 2 * prof.n_generators, prof.generator_steps, "fig3 gamma sweep")

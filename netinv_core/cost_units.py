@@ -68,6 +68,7 @@ def fig3_sizes(profile, dataset: str | None = None) -> dict:
     return {"samples": n_samples, "embed": 10000 if prof.name == "paper" else d["embed_samples"],
             "per_generator": per_gen, "pooled": pooled, "both": 2 * min(n_real, pooled),
             "perplexities": tuple(d["fair_perplexities"]), "gammas": tuple(d["fair_gammas"]),
+            "sweep_gammas": tuple(d["gammas"]),
             "n_null": d["n_null"]}
 
 
